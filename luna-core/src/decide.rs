@@ -1,0 +1,682 @@
+//! `decide`: a command and the current state in, the events it produces (or the rule it
+//! breaks) out. Pure: the time, ids, prices and policy come in as arguments.
+
+use std::fmt;
+
+use crate::catalog::{Catalog, PackKind, PricedAction};
+use crate::event::{
+    AccountOpened, AppEvent, BonusGranted, EnergyConsumed, EnergyGranted, EnergyRefunded,
+    EnergyReserved, Event, EventKind, PackPurchased, ReservationReleased, Revoked,
+    SubscriptionChanged, is_reserved_event_type,
+};
+use crate::json::Context;
+use crate::policy::{DEFAULT_HOLD_TTL_SECONDS, MAX_HOLD_TTL_SECONDS, Policy};
+use crate::units::{Cents, Energy, Money, PackId, PaymentRef, Span, Timestamp, TransactionId};
+use crate::wallet::{HoldState, Wallet};
+
+/// Everything a decision needs besides the state and the command.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<'a> {
+    /// The decision time.
+    pub now: Timestamp,
+    /// Grid and packs.
+    pub catalog: &'a Catalog,
+    /// Operator rules.
+    pub policy: &'a Policy,
+    /// The id the welcome row gets if this command opens the account.
+    pub welcome_tx: TransactionId,
+}
+
+/// How a clawback was triggered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClawbackCause {
+    /// The payment was refunded, `amount_refunded` cumulative (proportional clawback).
+    Refunded {
+        /// Total refunded so far at the provider.
+        amount_refunded: Cents,
+    },
+    /// The payment is disputed: everything left is revoked.
+    Disputed,
+}
+
+/// What a client or the billing side asks of a user's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Open the account if needed (check and can-perform do this).
+    Open,
+    /// Consume an action's cost.
+    Consume {
+        /// New transaction id.
+        tx: TransactionId,
+        /// The action, priced.
+        action: PricedAction,
+        /// Its context.
+        context: Option<Context>,
+    },
+    /// Put an action's cost on hold.
+    Reserve {
+        /// New reservation id.
+        tx: TransactionId,
+        /// The action, priced.
+        action: PricedAction,
+        /// TTL in seconds (default 300, 1..=3600).
+        ttl_seconds: Option<u32>,
+        /// Its context.
+        context: Option<Context>,
+    },
+    /// Turn a hold into a consume.
+    Commit {
+        /// The reservation.
+        tx: TransactionId,
+        /// Context to record instead of the reservation's.
+        context: Option<Context>,
+    },
+    /// Give a hold back.
+    Release {
+        /// The reservation.
+        tx: TransactionId,
+    },
+    /// Refund a consume.
+    Refund {
+        /// New refund transaction id.
+        tx: TransactionId,
+        /// The consume to refund.
+        of: TransactionId,
+        /// Energy to give back (default: all of it).
+        amount: Option<Energy>,
+        /// Why.
+        reason: String,
+        /// Whether the user asks (the refund policy applies) rather than a service.
+        by_user: bool,
+    },
+    /// Grant energy (administrators).
+    Grant {
+        /// New transaction id.
+        tx: TransactionId,
+        /// Energy to grant (≥ 1).
+        amount: Energy,
+        /// Why.
+        reason: String,
+    },
+    /// Credit a succeeded payment for a one-off pack.
+    CreditPurchase {
+        /// New purchase transaction id.
+        tx: TransactionId,
+        /// Id of the bonus row, if a bonus is due.
+        bonus_tx: TransactionId,
+        /// The pack paid for.
+        pack: PackId,
+        /// The payment.
+        payment: PaymentRef,
+        /// What was paid.
+        paid: Money,
+    },
+    /// Take back a refunded or disputed pack's energy.
+    Clawback {
+        /// Id of the pack revocation row.
+        tx: TransactionId,
+        /// Id of the bonus revocation row.
+        bonus_tx: TransactionId,
+        /// The payment.
+        payment: PaymentRef,
+        /// Why.
+        cause: ClawbackCause,
+    },
+    /// Record a subscription's new state.
+    ChangeSubscription(SubscriptionChanged),
+    /// Record an app event.
+    RecordAppEvent(AppEvent),
+}
+
+impl Command {
+    /// Whether the command opens an unknown account first (every energy command and credit).
+    pub fn opens_account(&self) -> bool {
+        !matches!(self, Command::RecordAppEvent(_))
+    }
+}
+
+/// Why energy is short: what a 402 reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    /// The action's cost.
+    pub required: Energy,
+    /// The balance.
+    pub current: i64,
+    /// Balance minus active holds.
+    pub available: i64,
+    /// `max(0, required - available)`.
+    pub deficit: u64,
+    /// The pack to buy.
+    pub required_pack: Option<PackId>,
+}
+
+/// A rule a command breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainError {
+    /// Not enough available energy (or a negative balance).
+    InsufficientEnergy(Shortfall),
+    /// `ttl_seconds` outside 1..=3600.
+    TtlOutOfRange,
+    /// No such reservation for this user.
+    ReservationNotFound,
+    /// The hold expired before commit.
+    ReservationExpired,
+    /// The hold was released; it cannot be committed.
+    ReservationReleased,
+    /// The hold was committed; it cannot be released.
+    ReservationCommitted,
+    /// No such consume for this user.
+    TransactionNotFound,
+    /// The consume was already refunded.
+    AlreadyRefunded,
+    /// The consume cost nothing (Unlimited).
+    NothingToRefund,
+    /// The consume is older than the refund window.
+    RefundWindowExpired,
+    /// Users may not refund this action themselves.
+    RefundNotEligible,
+    /// The refund amount is zero or above the consume's cost.
+    RefundAmountOutOfRange {
+        /// The largest refundable amount.
+        max: Energy,
+    },
+    /// A grant of zero.
+    InvalidGrantAmount,
+    /// The pack is not in the catalogue.
+    UnknownPack,
+    /// The pack is a subscription.
+    NotAOneOffPack,
+    /// The amount paid differs from the catalogue price.
+    AmountMismatch,
+    /// The currency paid differs from the catalogue currency.
+    CurrencyMismatch,
+    /// No credited purchase for that payment.
+    PurchaseNotFound,
+    /// The user is Unlimited: no one-off pack or second subscription.
+    AlreadyUnlimited,
+    /// Clients cannot post the hub's own event types.
+    ReservedEventType,
+    /// A quantity would overflow.
+    Overflow,
+}
+
+impl DomainError {
+    /// The stable snake-case code of the rule (the wire's `error` field).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::InsufficientEnergy(_) => "insufficient_energy",
+            DomainError::TtlOutOfRange => "ttl_out_of_range",
+            DomainError::ReservationNotFound => "reservation_not_found",
+            DomainError::ReservationExpired => "reservation_expired",
+            DomainError::ReservationReleased => "reservation_released",
+            DomainError::ReservationCommitted => "reservation_committed",
+            DomainError::TransactionNotFound => "transaction_not_found",
+            DomainError::AlreadyRefunded => "already_refunded",
+            DomainError::NothingToRefund => "nothing_to_refund",
+            DomainError::RefundWindowExpired => "refund_window_expired",
+            DomainError::RefundNotEligible => "refund_not_eligible",
+            DomainError::RefundAmountOutOfRange { .. } => "refund_amount_out_of_range",
+            DomainError::InvalidGrantAmount => "invalid_amount",
+            DomainError::UnknownPack => "unknown_pack",
+            DomainError::NotAOneOffPack => "not_a_one_off_pack",
+            DomainError::AmountMismatch => "amount_mismatch",
+            DomainError::CurrencyMismatch => "currency_mismatch",
+            DomainError::PurchaseNotFound => "purchase_not_found",
+            DomainError::AlreadyUnlimited => "already_unlimited",
+            DomainError::ReservedEventType => "reserved_event_type",
+            DomainError::Overflow => "overflow",
+        }
+    }
+}
+
+impl fmt::Display for DomainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainError::InsufficientEnergy(s) => write!(
+                f,
+                "Insufficient energy: {} required, {} available (deficit {})",
+                s.required, s.available, s.deficit
+            ),
+            DomainError::TtlOutOfRange => {
+                write!(
+                    f,
+                    "ttl_seconds must be between 1 and {MAX_HOLD_TTL_SECONDS}"
+                )
+            }
+            DomainError::ReservationNotFound => f.write_str("Reservation not found"),
+            DomainError::ReservationExpired => f.write_str("The reservation has expired"),
+            DomainError::ReservationReleased => f.write_str("The reservation was released"),
+            DomainError::ReservationCommitted => f.write_str("The reservation was committed"),
+            DomainError::TransactionNotFound => f.write_str("Transaction not found"),
+            DomainError::AlreadyRefunded => f.write_str("This transaction was already refunded"),
+            DomainError::NothingToRefund => f.write_str("This transaction consumed no energy"),
+            DomainError::RefundWindowExpired => f.write_str("The refund window has expired"),
+            DomainError::RefundNotEligible => {
+                f.write_str("This action is not eligible for a refund")
+            }
+            DomainError::RefundAmountOutOfRange { max } => {
+                write!(f, "amount must be between 1 and {max}")
+            }
+            DomainError::InvalidGrantAmount => f.write_str("amount must be at least 1"),
+            DomainError::UnknownPack => f.write_str("Unknown pack"),
+            DomainError::NotAOneOffPack => {
+                f.write_str("This pack is a subscription, not a one-off pack")
+            }
+            DomainError::AmountMismatch => {
+                f.write_str("The amount paid does not match the pack price")
+            }
+            DomainError::CurrencyMismatch => {
+                f.write_str("The currency does not match the catalogue")
+            }
+            DomainError::PurchaseNotFound => f.write_str("No credited purchase for this payment"),
+            DomainError::AlreadyUnlimited => f.write_str("Luna Unlimited is already active"),
+            DomainError::ReservedEventType => {
+                f.write_str("This event type is reserved for the hub")
+            }
+            DomainError::Overflow => f.write_str("Energy overflow"),
+        }
+    }
+}
+
+impl std::error::Error for DomainError {}
+
+/// Decides a command against a wallet. If the command opens the account and it is not open,
+/// the welcome event comes first, in the same decision.
+pub fn decide(
+    wallet: &Wallet,
+    command: &Command,
+    env: &Env<'_>,
+) -> Result<Vec<Event>, DomainError> {
+    let mut out = Vec::with_capacity(2);
+    if command.opens_account() && !wallet.summary.is_open() {
+        let opened = Event {
+            occurred_at: env.now,
+            kind: EventKind::AccountOpened(AccountOpened {
+                tx: env.welcome_tx,
+                welcome: env.policy.welcome_energy,
+            }),
+        };
+        let mut opened_wallet = wallet.clone();
+        opened_wallet.apply(&opened);
+        out.push(opened);
+        decide_open(&opened_wallet, command, env, &mut out)?;
+    } else {
+        decide_open(wallet, command, env, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn push(out: &mut Vec<Event>, env: &Env<'_>, kind: EventKind) {
+    out.push(Event {
+        occurred_at: env.now,
+        kind,
+    });
+}
+
+/// The shortfall of `cost` against the wallet at `now`, if any.
+pub fn shortfall(wallet: &Wallet, cost: Energy, env: &Env<'_>) -> Option<Shortfall> {
+    let s = &wallet.summary;
+    let available = s.available(env.now);
+    let balance = s.balance.units();
+    let needed = i64::from(cost.units());
+    if balance >= 0 && available >= needed {
+        return None;
+    }
+    let deficit = u64::try_from(needed.saturating_sub(available)).unwrap_or(0);
+    Some(shortfall_of(wallet, cost, deficit, env))
+}
+
+fn shortfall_of(wallet: &Wallet, cost: Energy, deficit: u64, env: &Env<'_>) -> Shortfall {
+    let s = &wallet.summary;
+    Shortfall {
+        required: cost,
+        current: s.balance.units(),
+        available: s.available(env.now),
+        deficit,
+        required_pack: env
+            .catalog
+            .packs
+            .required_pack(deficit, !s.has_purchased)
+            .map(|p| p.id.clone()),
+    }
+}
+
+fn decide_open(
+    w: &Wallet,
+    command: &Command,
+    env: &Env<'_>,
+    out: &mut Vec<Event>,
+) -> Result<(), DomainError> {
+    let now = env.now;
+    match command {
+        Command::Open => Ok(()),
+        Command::Consume {
+            tx,
+            action,
+            context,
+        } => {
+            let unlimited = w.summary.is_unlimited(now);
+            if !unlimited {
+                if let Some(s) = shortfall(w, action.cost, env) {
+                    return Err(DomainError::InsufficientEnergy(s));
+                }
+            }
+            push(
+                out,
+                env,
+                EventKind::EnergyConsumed(EnergyConsumed {
+                    tx: *tx,
+                    action: action.name.clone(),
+                    cost: if unlimited { Energy::ZERO } else { action.cost },
+                    notional: action.cost,
+                    unlimited,
+                    grid_version: action.grid_version.clone(),
+                    context: context.clone(),
+                    from_reservation: false,
+                }),
+            );
+            Ok(())
+        }
+        Command::Reserve {
+            tx,
+            action,
+            ttl_seconds,
+            context,
+        } => {
+            let ttl = ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL_SECONDS);
+            if !(1..=MAX_HOLD_TTL_SECONDS).contains(&ttl) {
+                return Err(DomainError::TtlOutOfRange);
+            }
+            let unlimited = w.summary.is_unlimited(now);
+            if !unlimited {
+                if let Some(s) = shortfall(w, action.cost, env) {
+                    return Err(DomainError::InsufficientEnergy(s));
+                }
+            }
+            push(
+                out,
+                env,
+                EventKind::EnergyReserved(EnergyReserved {
+                    tx: *tx,
+                    action: action.name.clone(),
+                    amount: if unlimited { Energy::ZERO } else { action.cost },
+                    notional: action.cost,
+                    unlimited,
+                    grid_version: action.grid_version.clone(),
+                    expires_at: now.plus(Span::seconds(i64::from(ttl))),
+                    context: context.clone(),
+                }),
+            );
+            Ok(())
+        }
+        Command::Commit { tx, context } => {
+            let entity = w.transactions.get(tx);
+            let hold = entity
+                .and_then(|t| t.hold.as_ref())
+                .ok_or(DomainError::ReservationNotFound)?;
+            match hold.state {
+                HoldState::Committed => return Ok(()),
+                HoldState::Released { .. } => return Err(DomainError::ReservationReleased),
+                HoldState::Open => {}
+            }
+            let r = &hold.reserved;
+            if now >= r.expires_at {
+                return Err(DomainError::ReservationExpired);
+            }
+            // The hold guaranteed the energy unless a clawback took it since.
+            if !r.unlimited && !w.summary.balance.covers(r.amount) {
+                let deficit = i64::from(r.amount.units()).saturating_sub(w.summary.balance.units());
+                let deficit = u64::try_from(deficit).unwrap_or(0);
+                return Err(DomainError::InsufficientEnergy(shortfall_of(
+                    w, r.amount, deficit, env,
+                )));
+            }
+            push(
+                out,
+                env,
+                EventKind::EnergyConsumed(EnergyConsumed {
+                    tx: *tx,
+                    action: r.action.clone(),
+                    cost: r.amount,
+                    notional: r.notional,
+                    unlimited: r.unlimited,
+                    grid_version: r.grid_version.clone(),
+                    context: context.clone().or_else(|| r.context.clone()),
+                    from_reservation: true,
+                }),
+            );
+            Ok(())
+        }
+        Command::Release { tx } => {
+            let hold = w.hold(*tx).ok_or(DomainError::ReservationNotFound)?;
+            match hold.state {
+                HoldState::Committed => Err(DomainError::ReservationCommitted),
+                HoldState::Released { .. } => Ok(()),
+                HoldState::Open if now >= hold.reserved.expires_at => Ok(()),
+                HoldState::Open => {
+                    push(
+                        out,
+                        env,
+                        EventKind::ReservationReleased(ReservationReleased {
+                            tx: *tx,
+                            amount: hold.reserved.amount,
+                        }),
+                    );
+                    Ok(())
+                }
+            }
+        }
+        Command::Refund {
+            tx,
+            of,
+            amount,
+            reason,
+            by_user,
+        } => {
+            let entity = w.transactions.get(of);
+            let consume = entity
+                .and_then(|t| t.consume.as_ref())
+                .ok_or(DomainError::TransactionNotFound)?;
+            if entity.is_some_and(|t| t.refund.is_some()) {
+                return Err(DomainError::AlreadyRefunded);
+            }
+            let cost = consume.consumed.cost;
+            if cost.is_zero() {
+                return Err(DomainError::NothingToRefund);
+            }
+            let amount = amount.unwrap_or(cost);
+            if amount.is_zero() || amount > cost {
+                return Err(DomainError::RefundAmountOutOfRange { max: cost });
+            }
+            if now > consume.at.plus(env.policy.refund_window()) {
+                return Err(DomainError::RefundWindowExpired);
+            }
+            if *by_user && !env.policy.user_may_refund(&consume.consumed.action) {
+                return Err(DomainError::RefundNotEligible);
+            }
+            w.summary
+                .balance
+                .credit(amount)
+                .ok_or(DomainError::Overflow)?;
+            push(
+                out,
+                env,
+                EventKind::EnergyRefunded(EnergyRefunded {
+                    tx: *tx,
+                    refunded_tx: *of,
+                    amount,
+                    reason: reason.clone(),
+                }),
+            );
+            Ok(())
+        }
+        Command::Grant { tx, amount, reason } => {
+            if amount.is_zero() {
+                return Err(DomainError::InvalidGrantAmount);
+            }
+            w.summary
+                .balance
+                .credit(*amount)
+                .ok_or(DomainError::Overflow)?;
+            push(
+                out,
+                env,
+                EventKind::EnergyGranted(EnergyGranted {
+                    tx: *tx,
+                    amount: *amount,
+                    reason: reason.clone(),
+                }),
+            );
+            Ok(())
+        }
+        Command::CreditPurchase {
+            tx,
+            bonus_tx,
+            pack,
+            payment,
+            paid,
+        } => {
+            let p = env
+                .catalog
+                .packs
+                .get(pack.as_str())
+                .ok_or(DomainError::UnknownPack)?;
+            let PackKind::OneOff {
+                energy,
+                first_purchase_bonus,
+            } = p.kind
+            else {
+                return Err(DomainError::NotAOneOffPack);
+            };
+            if paid.currency != p.price.currency {
+                return Err(DomainError::CurrencyMismatch);
+            }
+            if paid.amount != p.price.amount {
+                return Err(DomainError::AmountMismatch);
+            }
+            if w.purchases.contains_key(payment) {
+                return Ok(());
+            }
+            let bonus = if w.summary.has_purchased {
+                Energy::ZERO
+            } else {
+                first_purchase_bonus
+            };
+            let total = energy.checked_add(bonus).ok_or(DomainError::Overflow)?;
+            w.summary
+                .balance
+                .credit(total)
+                .ok_or(DomainError::Overflow)?;
+            push(
+                out,
+                env,
+                EventKind::PackPurchased(PackPurchased {
+                    tx: *tx,
+                    pack: pack.clone(),
+                    payment: payment.clone(),
+                    energy,
+                    price: *paid,
+                }),
+            );
+            if !bonus.is_zero() {
+                push(
+                    out,
+                    env,
+                    EventKind::BonusGranted(BonusGranted {
+                        tx: *bonus_tx,
+                        pack: pack.clone(),
+                        payment: payment.clone(),
+                        energy: bonus,
+                    }),
+                );
+            }
+            Ok(())
+        }
+        Command::Clawback {
+            tx,
+            bonus_tx,
+            payment,
+            cause,
+        } => {
+            let p = w
+                .purchases
+                .get(payment)
+                .ok_or(DomainError::PurchaseNotFound)?;
+            let (pack_target, bonus_target, reason) = match cause {
+                ClawbackCause::Disputed => (p.energy, p.bonus, "charge.dispute.created"),
+                ClawbackCause::Refunded { amount_refunded } => {
+                    let (e, b) = (u128::from(p.energy.units()), u128::from(p.bonus.units()));
+                    let paid = u128::from(p.price.amount.minor()).max(1);
+                    let refunded = u128::from(amount_refunded.minor()).min(paid);
+                    let total = (e + b) * refunded / paid;
+                    let pack_part = (e * refunded / paid).min(e);
+                    let bonus_part = total.saturating_sub(pack_part).min(b);
+                    (
+                        to_energy(pack_part),
+                        to_energy(bonus_part),
+                        "charge.refunded",
+                    )
+                }
+            };
+            let pack_delta = pack_target.saturating_sub(p.pack_revoked);
+            let bonus_delta = bonus_target.saturating_sub(p.bonus_revoked);
+            if !pack_delta.is_zero() {
+                push(
+                    out,
+                    env,
+                    EventKind::PackRevoked(Revoked {
+                        tx: *tx,
+                        payment: payment.clone(),
+                        energy: pack_delta,
+                        reason: reason.to_owned(),
+                    }),
+                );
+            }
+            if !bonus_delta.is_zero() {
+                push(
+                    out,
+                    env,
+                    EventKind::BonusRevoked(Revoked {
+                        tx: *bonus_tx,
+                        payment: payment.clone(),
+                        energy: bonus_delta,
+                        reason: reason.to_owned(),
+                    }),
+                );
+            }
+            Ok(())
+        }
+        Command::ChangeSubscription(change) => {
+            let stale = w
+                .summary
+                .subscriptions
+                .get(&change.subscription)
+                .is_some_and(|s| change.provider_created < s.provider_created);
+            if !stale {
+                push(out, env, EventKind::SubscriptionChanged(change.clone()));
+            }
+            Ok(())
+        }
+        Command::RecordAppEvent(app) => {
+            if is_reserved_event_type(app.event_type.as_str()) {
+                return Err(DomainError::ReservedEventType);
+            }
+            push(out, env, EventKind::AppEvent(app.clone()));
+            Ok(())
+        }
+    }
+}
+
+fn to_energy(v: u128) -> Energy {
+    Energy::new(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// Refuses a one-off purchase or a new subscription while the user is Unlimited (checked
+/// before payment; a payment that already succeeded is always credited).
+pub fn ensure_not_unlimited(wallet: &Wallet, now: Timestamp) -> Result<(), DomainError> {
+    if wallet.summary.is_unlimited(now) {
+        Err(DomainError::AlreadyUnlimited)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,405 @@
+//! The facts of a user's stream: energy, billing, subscription and app events.
+//!
+//! Events are past-tense and carry everything their effect needs (resolved costs, grid
+//! version, prices), so replaying a stream never looks anything up.
+
+use crate::json::{Context, RawJson};
+use crate::units::{
+    ActionName, AppSource, Energy, EventType, Id, Money, PackId, PaymentRef, SubscriptionRef,
+    Timestamp, TransactionId,
+};
+
+/// One event of a user's stream, with the time it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// When the event happened (the decision time).
+    pub occurred_at: Timestamp,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// The energy account opened with its welcome energy.
+    AccountOpened(AccountOpened),
+    /// An action consumed energy (or, while Unlimited, recorded its notional cost).
+    EnergyConsumed(EnergyConsumed),
+    /// An action's cost was put on hold until commit, release or expiry.
+    EnergyReserved(EnergyReserved),
+    /// A hold was released before expiry; its energy is available again.
+    ReservationReleased(ReservationReleased),
+    /// Part or all of a consume was given back.
+    EnergyRefunded(EnergyRefunded),
+    /// A one-off pack was paid and its energy credited.
+    PackPurchased(PackPurchased),
+    /// The first-purchase bonus of a pack was credited (promotional energy).
+    BonusGranted(BonusGranted),
+    /// An administrator granted energy.
+    EnergyGranted(EnergyGranted),
+    /// Energy of a refunded or disputed pack was taken back.
+    PackRevoked(Revoked),
+    /// The bonus of a refunded or disputed pack was taken back.
+    BonusRevoked(Revoked),
+    /// A subscription's state at the payment provider changed.
+    SubscriptionChanged(SubscriptionChanged),
+    /// An event posted by a satellite app (no effect on energy).
+    AppEvent(AppEvent),
+}
+
+/// The account's first event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOpened {
+    /// The welcome row's id.
+    pub tx: TransactionId,
+    /// The welcome energy.
+    pub welcome: Energy,
+}
+
+/// A consume, direct or by committing a hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnergyConsumed {
+    /// The transaction id (a committed hold keeps its reservation id).
+    pub tx: TransactionId,
+    /// The action performed.
+    pub action: ActionName,
+    /// Energy taken from the balance (zero while Unlimited).
+    pub cost: Energy,
+    /// What the action costs under the grid, charged or not.
+    pub notional: Energy,
+    /// Whether the user was Unlimited.
+    pub unlimited: bool,
+    /// The grid version `notional` comes from.
+    pub grid_version: String,
+    /// The action's context, verbatim.
+    pub context: Option<Context>,
+    /// Whether this consume commits a hold of the same id.
+    pub from_reservation: bool,
+}
+
+/// A hold on energy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnergyReserved {
+    /// The reservation id (also the id of the consume that commits it).
+    pub tx: TransactionId,
+    /// The action the hold is for.
+    pub action: ActionName,
+    /// Energy held (zero while Unlimited).
+    pub amount: Energy,
+    /// The action's grid cost.
+    pub notional: Energy,
+    /// Whether the hold was taken while Unlimited (its commit is an Unlimited consume).
+    pub unlimited: bool,
+    /// The grid version `notional` comes from.
+    pub grid_version: String,
+    /// The first instant the hold no longer counts.
+    pub expires_at: Timestamp,
+    /// The action's context, verbatim.
+    pub context: Option<Context>,
+}
+
+/// A hold released before expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationReleased {
+    /// The reservation.
+    pub tx: TransactionId,
+    /// The energy it gave back.
+    pub amount: Energy,
+}
+
+/// A refund of a consume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnergyRefunded {
+    /// The refund's own transaction id.
+    pub tx: TransactionId,
+    /// The consume it refunds.
+    pub refunded_tx: TransactionId,
+    /// Energy given back (1..=the consume's cost).
+    pub amount: Energy,
+    /// Why.
+    pub reason: String,
+}
+
+/// A paid one-off pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackPurchased {
+    /// The transaction id.
+    pub tx: TransactionId,
+    /// The pack bought.
+    pub pack: PackId,
+    /// The payment at the provider.
+    pub payment: PaymentRef,
+    /// The paid energy credited.
+    pub energy: Energy,
+    /// The amount paid.
+    pub price: Money,
+}
+
+/// The first-purchase bonus of a pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BonusGranted {
+    /// The bonus row's id.
+    pub tx: TransactionId,
+    /// The pack it came with.
+    pub pack: PackId,
+    /// The payment of that pack.
+    pub payment: PaymentRef,
+    /// Promotional energy credited.
+    pub energy: Energy,
+}
+
+/// An administrative grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnergyGranted {
+    /// The transaction id.
+    pub tx: TransactionId,
+    /// Energy granted.
+    pub amount: Energy,
+    /// Why.
+    pub reason: String,
+}
+
+/// A clawback of a pack's energy or of its bonus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// The transaction id.
+    pub tx: TransactionId,
+    /// The payment whose energy is revoked.
+    pub payment: PaymentRef,
+    /// Energy removed by this event (the difference to what was already revoked).
+    pub energy: Energy,
+    /// Why (`charge.refunded`, `charge.dispute.created`).
+    pub reason: String,
+}
+
+/// A subscription's status at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubscriptionStatus {
+    /// Paid and current.
+    Active,
+    /// In a free trial.
+    Trialing,
+    /// First payment not done yet.
+    Incomplete,
+    /// First payment never done.
+    IncompleteExpired,
+    /// Renewal payment failed.
+    PastDue,
+    /// Ended.
+    Canceled,
+    /// Unpaid after retries.
+    Unpaid,
+    /// Paused.
+    Paused,
+}
+
+impl SubscriptionStatus {
+    /// Parses Stripe's status names.
+    pub fn parse(s: &str) -> Option<SubscriptionStatus> {
+        use SubscriptionStatus as S;
+        Some(match s {
+            "active" => S::Active,
+            "trialing" => S::Trialing,
+            "incomplete" => S::Incomplete,
+            "incomplete_expired" => S::IncompleteExpired,
+            "past_due" => S::PastDue,
+            "canceled" => S::Canceled,
+            "unpaid" => S::Unpaid,
+            "paused" => S::Paused,
+            _ => return None,
+        })
+    }
+
+    /// Stripe's name of the status.
+    pub fn as_str(self) -> &'static str {
+        use SubscriptionStatus as S;
+        match self {
+            S::Active => "active",
+            S::Trialing => "trialing",
+            S::Incomplete => "incomplete",
+            S::IncompleteExpired => "incomplete_expired",
+            S::PastDue => "past_due",
+            S::Canceled => "canceled",
+            S::Unpaid => "unpaid",
+            S::Paused => "paused",
+        }
+    }
+
+    /// Whether the status grants the plan (`active` or `trialing`).
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            SubscriptionStatus::Active | SubscriptionStatus::Trialing
+        )
+    }
+}
+
+/// A subscription's new state, as reported by the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionChanged {
+    /// The subscription id.
+    pub subscription: SubscriptionRef,
+    /// Its status.
+    pub status: SubscriptionStatus,
+    /// End of the current period (the plan holds until then).
+    pub current_period_end: Option<Timestamp>,
+    /// Whether it ends at the period end.
+    pub cancel_at_period_end: bool,
+    /// Whether it includes the Unlimited price.
+    pub unlimited_plan: bool,
+    /// When the provider produced the state (orders concurrent updates).
+    pub provider_created: Timestamp,
+}
+
+/// An event posted by a satellite app, with the fields the narrative reads pulled out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppEvent {
+    /// Its type (never one of the hub's reserved prefixes).
+    pub event_type: EventType,
+    /// The app that posted it.
+    pub app_source: AppSource,
+    /// `event_data`, verbatim.
+    pub data: RawJson,
+    /// `metadata`, verbatim.
+    pub metadata: Option<RawJson>,
+    /// `event_data.action`, when a string.
+    pub action: Option<String>,
+    /// `event_data.context`, when an object.
+    pub context: Option<Context>,
+}
+
+/// The prefixes of the hub's own event types; no client may post an event type starting with
+/// one of them (in any case), so nobody forges money events.
+pub const RESERVED_EVENT_PREFIXES: [&str; 13] = [
+    "Energy",
+    "Pack",
+    "Bonus",
+    "Reservation",
+    "Subscription",
+    "Billing",
+    "Payment",
+    "Account",
+    "User",
+    "Login",
+    "Session",
+    "Auth",
+    "Unlimited",
+];
+
+/// Whether an event type is reserved for the hub.
+pub fn is_reserved_event_type(event_type: &str) -> bool {
+    RESERVED_EVENT_PREFIXES.iter().any(|p| {
+        event_type.len() >= p.len()
+            && event_type.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+    })
+}
+
+/// The entity an event belongs to, the key under which a store finds the few events a
+/// decision about one transaction or one payment needs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntityRef {
+    /// A consume, hold or refund target.
+    Transaction(TransactionId),
+    /// A purchase, by its payment reference.
+    Payment(PaymentRef),
+}
+
+impl EntityRef {
+    /// A stable text key for storage (`tx:<uuid>`, `pay:<ref>`).
+    pub fn key(&self) -> String {
+        match self {
+            EntityRef::Transaction(id) => format!("tx:{id}"),
+            EntityRef::Payment(p) => format!("pay:{p}"),
+        }
+    }
+}
+
+impl EventKind {
+    /// The stable type name stored with the event and listed by the events API.
+    pub fn type_name(&self) -> &str {
+        match self {
+            EventKind::AccountOpened(_) => "AccountOpened",
+            EventKind::EnergyConsumed(_) => "EnergyConsumed",
+            EventKind::EnergyReserved(_) => "EnergyReserved",
+            EventKind::ReservationReleased(_) => "ReservationReleased",
+            EventKind::EnergyRefunded(_) => "EnergyRefunded",
+            EventKind::PackPurchased(_) => "PackPurchased",
+            EventKind::BonusGranted(_) => "BonusGranted",
+            EventKind::EnergyGranted(_) => "EnergyGranted",
+            EventKind::PackRevoked(_) => "PackRevoked",
+            EventKind::BonusRevoked(_) => "BonusRevoked",
+            EventKind::SubscriptionChanged(_) => "SubscriptionChanged",
+            EventKind::AppEvent(e) => e.event_type.as_str(),
+        }
+    }
+
+    /// The entity the event belongs to, if any.
+    pub fn entity_ref(&self) -> Option<EntityRef> {
+        match self {
+            EventKind::EnergyConsumed(e) => Some(EntityRef::Transaction(e.tx)),
+            EventKind::EnergyReserved(e) => Some(EntityRef::Transaction(e.tx)),
+            EventKind::ReservationReleased(e) => Some(EntityRef::Transaction(e.tx)),
+            EventKind::EnergyRefunded(e) => Some(EntityRef::Transaction(e.refunded_tx)),
+            EventKind::PackPurchased(e) => Some(EntityRef::Payment(e.payment.clone())),
+            EventKind::BonusGranted(e) => Some(EntityRef::Payment(e.payment.clone())),
+            EventKind::PackRevoked(e) | EventKind::BonusRevoked(e) => {
+                Some(EntityRef::Payment(e.payment.clone()))
+            }
+            EventKind::AccountOpened(_)
+            | EventKind::EnergyGranted(_)
+            | EventKind::SubscriptionChanged(_)
+            | EventKind::AppEvent(_) => None,
+        }
+    }
+
+    /// The transaction (history row) id of an energy event, if it is one.
+    pub fn transaction_id(&self) -> Option<Id> {
+        match self {
+            EventKind::AccountOpened(e) => Some(e.tx),
+            EventKind::EnergyConsumed(e) => Some(e.tx),
+            EventKind::EnergyRefunded(e) => Some(e.tx),
+            EventKind::PackPurchased(e) => Some(e.tx),
+            EventKind::BonusGranted(e) => Some(e.tx),
+            EventKind::EnergyGranted(e) => Some(e.tx),
+            EventKind::PackRevoked(e) | EventKind::BonusRevoked(e) => Some(e.tx),
+            EventKind::EnergyReserved(_)
+            | EventKind::ReservationReleased(_)
+            | EventKind::SubscriptionChanged(_)
+            | EventKind::AppEvent(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_prefixes_match_in_any_case() {
+        assert!(is_reserved_event_type("EnergyConsumed"));
+        assert!(is_reserved_event_type("energy.hack"));
+        assert!(is_reserved_event_type("PAYMENT_done"));
+        assert!(is_reserved_event_type("unlimitedX"));
+        assert!(!is_reserved_event_type("letter.generated"));
+        assert!(!is_reserved_event_type("Ener"));
+    }
+
+    #[test]
+    fn every_hub_event_type_is_reserved() {
+        for name in [
+            "AccountOpened",
+            "EnergyConsumed",
+            "EnergyReserved",
+            "ReservationReleased",
+            "EnergyRefunded",
+            "PackPurchased",
+            "BonusGranted",
+            "EnergyGranted",
+            "PackRevoked",
+            "BonusRevoked",
+            "SubscriptionChanged",
+        ] {
+            assert!(is_reserved_event_type(name), "{name}");
+        }
+    }
+}

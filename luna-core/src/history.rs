@@ -1,0 +1,240 @@
+//! Folds for reading: the transaction history (one row per energy event) and analytics.
+
+use std::collections::BTreeMap;
+
+use crate::event::{Event, EventKind};
+use crate::json::Context;
+use crate::units::{ActionName, Balance, Date, Energy, Id, Timestamp};
+use crate::view::SubscriptionType;
+use crate::wallet::Summary;
+
+/// The kind of a history row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TxKind {
+    /// Welcome energy.
+    Welcome,
+    /// A consume (commits included; Unlimited consumes have amount 0).
+    Consume,
+    /// A refund of a consume.
+    Refund,
+    /// Paid pack energy.
+    Purchase,
+    /// First-purchase bonus.
+    Bonus,
+    /// Administrative grant.
+    Grant,
+    /// Clawback of a pack or its bonus.
+    Revoke,
+}
+
+impl TxKind {
+    /// The wire name (`action_type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxKind::Welcome => "welcome",
+            TxKind::Consume => "consume",
+            TxKind::Refund => "refund",
+            TxKind::Purchase => "purchase",
+            TxKind::Bonus => "bonus",
+            TxKind::Grant => "grant",
+            TxKind::Revoke => "revoke",
+        }
+    }
+}
+
+/// One row of the transaction history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRow<'a> {
+    /// Index of the event in the folded slice.
+    pub index: usize,
+    /// The transaction id.
+    pub tx: Id,
+    /// The kind.
+    pub kind: TxKind,
+    /// Non-negative amount; `after − before` is the signed change.
+    pub amount: Energy,
+    /// Why (action name, pack, grant reason…).
+    pub reason: String,
+    /// The consume's `context.app_source` (None on non-consumes).
+    pub app_source: Option<&'a str>,
+    /// The consume's action (None on non-consumes).
+    pub feature_used: Option<&'a ActionName>,
+    /// Balance before.
+    pub energy_before: Balance,
+    /// Balance after.
+    pub energy_after: Balance,
+    /// When.
+    pub at: Timestamp,
+    /// The consume's context.
+    pub context: Option<&'a Context>,
+    /// Whether the consume was Unlimited (notional cost in `notional`).
+    pub unlimited: bool,
+    /// The notional cost of a consume.
+    pub notional: Energy,
+}
+
+/// Every history row of a stream, oldest first, with balances before and after.
+pub fn transactions(events: &[Event]) -> Vec<TxRow<'_>> {
+    let mut balance = Summary::default();
+    let mut rows = Vec::new();
+    for (index, e) in events.iter().enumerate() {
+        let before = balance.balance;
+        balance.apply(e);
+        let after = balance.balance;
+        let row = |tx: Id, kind: TxKind, amount: Energy, reason: String| TxRow {
+            index,
+            tx,
+            kind,
+            amount,
+            reason,
+            app_source: None,
+            feature_used: None,
+            energy_before: before,
+            energy_after: after,
+            at: e.occurred_at,
+            context: None,
+            unlimited: false,
+            notional: Energy::ZERO,
+        };
+        let r = match &e.kind {
+            EventKind::AccountOpened(o) => {
+                row(o.tx, TxKind::Welcome, o.welcome, "welcome".to_owned())
+            }
+            EventKind::EnergyConsumed(c) => TxRow {
+                app_source: c.context.as_ref().and_then(Context::app_source),
+                feature_used: Some(&c.action),
+                context: c.context.as_ref(),
+                unlimited: c.unlimited,
+                notional: c.notional,
+                ..row(c.tx, TxKind::Consume, c.cost, c.action.to_string())
+            },
+            EventKind::EnergyRefunded(r) => row(r.tx, TxKind::Refund, r.amount, r.reason.clone()),
+            EventKind::PackPurchased(p) => {
+                row(p.tx, TxKind::Purchase, p.energy, p.pack.to_string())
+            }
+            EventKind::BonusGranted(b) => row(
+                b.tx,
+                TxKind::Bonus,
+                b.energy,
+                format!("first_purchase_bonus:{}", b.pack),
+            ),
+            EventKind::EnergyGranted(g) => row(g.tx, TxKind::Grant, g.amount, g.reason.clone()),
+            EventKind::PackRevoked(r) | EventKind::BonusRevoked(r) => {
+                row(r.tx, TxKind::Revoke, r.energy, r.reason.clone())
+            }
+            EventKind::EnergyReserved(_)
+            | EventKind::ReservationReleased(_)
+            | EventKind::SubscriptionChanged(_)
+            | EventKind::AppEvent(_) => continue,
+        };
+        rows.push(r);
+    }
+    rows
+}
+
+/// The app a consume is attributed to when its context names none.
+pub const DEFAULT_APP: &str = "luna_hub";
+
+/// Count and energy of one action or app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Number of consumes.
+    pub count: u64,
+    /// Gross energy charged.
+    pub energy: u64,
+}
+
+/// Analytics over a time range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analytics {
+    /// The balance now (not filtered).
+    pub current_energy: i64,
+    /// Gross energy consumed in range.
+    pub total_consumed: u64,
+    /// Pack energy and bonuses in range.
+    pub total_purchased: u64,
+    /// Energy refunded in range.
+    pub total_refunded: u64,
+    /// History rows in range.
+    pub total_transactions: u64,
+    /// Up to five actions, by count desc then name.
+    pub top_actions: Vec<(String, Usage)>,
+    /// Usage by app.
+    pub by_app: BTreeMap<String, Usage>,
+    /// Energy consumed per active UTC day, ascending.
+    pub daily: Vec<(Date, u64)>,
+    /// Unlimited consumes in range.
+    pub unlimited_actions: u64,
+    /// Their notional energy.
+    pub notional_energy_unlimited: u64,
+    /// Free or Unlimited now (not filtered).
+    pub subscription_type: SubscriptionType,
+    /// When the account opened (not filtered).
+    pub member_since: Option<Timestamp>,
+}
+
+/// Analytics of a stream over `[from, to)` (either bound optional) as seen at `now`.
+pub fn analytics(
+    events: &[Event],
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    now: Timestamp,
+) -> Analytics {
+    let mut summary = Summary::default();
+    for e in events {
+        summary.apply(e);
+    }
+    let in_range = |t: Timestamp| from.is_none_or(|f| t >= f) && to.is_none_or(|u| t < u);
+    let mut a = Analytics {
+        current_energy: summary.balance.units(),
+        total_consumed: 0,
+        total_purchased: 0,
+        total_refunded: 0,
+        total_transactions: 0,
+        top_actions: Vec::new(),
+        by_app: BTreeMap::new(),
+        daily: Vec::new(),
+        unlimited_actions: 0,
+        notional_energy_unlimited: 0,
+        subscription_type: SubscriptionType::of(&summary, now),
+        member_since: summary.opened_at,
+    };
+    let mut actions: BTreeMap<&str, Usage> = BTreeMap::new();
+    let mut daily: BTreeMap<Date, u64> = BTreeMap::new();
+    for row in transactions(events).into_iter().filter(|r| in_range(r.at)) {
+        a.total_transactions += 1;
+        let amount = u64::from(row.amount.units());
+        match row.kind {
+            TxKind::Consume => {
+                a.total_consumed += amount;
+                let name = row.feature_used.map_or("", ActionName::as_str);
+                let u = actions.entry(name).or_default();
+                u.count += 1;
+                u.energy += amount;
+                let app = a
+                    .by_app
+                    .entry(row.app_source.unwrap_or(DEFAULT_APP).to_owned())
+                    .or_default();
+                app.count += 1;
+                app.energy += amount;
+                *daily.entry(row.at.date()).or_default() += amount;
+                if row.unlimited {
+                    a.unlimited_actions += 1;
+                    a.notional_energy_unlimited += u64::from(row.notional.units());
+                }
+            }
+            TxKind::Purchase | TxKind::Bonus => a.total_purchased += amount,
+            TxKind::Refund => a.total_refunded += amount,
+            TxKind::Welcome | TxKind::Grant | TxKind::Revoke => {}
+        }
+    }
+    let mut top: Vec<(String, Usage)> = actions
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    top.sort_by(|x, y| y.1.count.cmp(&x.1.count).then_with(|| x.0.cmp(&y.0)));
+    top.truncate(5);
+    a.top_actions = top;
+    a.daily = daily.into_iter().collect();
+    a
+}
