@@ -1,0 +1,23 @@
+//! Luna's use cases.
+//!
+//! Every write goes through one loop (`engine`): check the idempotency key, load the stream's
+//! summary and the entities the command names, `decide` with `luna-core`, append with the
+//! expected version (events, new summary and idempotency record in one transaction), and on a
+//! conflict reload and decide again, a bounded number of times. No HTTP, no SQL.
+
+mod engine;
+mod error;
+mod hub;
+mod outcome;
+
+pub use engine::{Decided, Encoder, Idempotency, MAX_ATTEMPTS, Reply};
+pub use error::AppError;
+pub use hub::{
+    ConsumeRequest, CreditRequest, DEFAULT_PAGE, Hub, HubStats, MAX_PAGE, RefundRequest,
+    ReserveRequest,
+};
+pub use outcome::{
+    AnalyticsOutcome, AppEventOutcome, CanPerformOutcome, CheckOutcome, ClawbackOutcome,
+    ConsumeOutcome, CreditStatus, GrantOutcome, NarrativeInput, PurchaseOutcome, RefundOutcome,
+    ReleaseOutcome, ReserveOutcome, TransactionsPage, TxLine,
+};

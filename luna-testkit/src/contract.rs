@@ -1,0 +1,563 @@
+//! The port contract suite: what every store must do, as generic functions, expanded into
+//! `#[tokio::test]`s for a store by [`store_contract_tests!`](crate::store_contract_tests).
+//!
+//! In-memory, SQLite and PostgreSQL run these same functions.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use luna_core::{
+    AppEvent, AppSource, Context, EntityRef, Event, EventKind, EventType, Id, RawJson, Summary,
+    Timestamp, UserId, Wallet,
+};
+use luna_ports::{
+    AppendBatch, EventMetadata, IdempotencyRecord, NewEvent, PageQuery, PendingIdempotency,
+    Receipt, Store, StoreError, StoredResponse,
+};
+
+use crate::strategies::{Op, Sim};
+
+/// A user id for tests.
+pub fn user(s: &str) -> UserId {
+    UserId::parse(s).expect("valid user id")
+}
+
+fn meta() -> EventMetadata {
+    EventMetadata {
+        actor: Some("service:test".into()),
+        correlation_id: Some("req-1".into()),
+        idempotency_key: Some("k-1".into()),
+    }
+}
+
+static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn fresh_id() -> Id {
+    // Unique across tests sharing one database: high bits from the process id and time.
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    Id::from_u128((t << 32) ^ u128::from(std::process::id()) << 96 ^ u128::from(n))
+}
+
+/// A user id no other test uses (tests may share a database).
+pub fn unique_user(prefix: &str) -> UserId {
+    user(&format!(
+        "{prefix}-{}",
+        fresh_id().as_u128() % 1_000_000_000_000_000
+    ))
+}
+
+/// A history with every kind of event the hub writes, produced by `decide`, plus an app event.
+pub fn every_kind_history() -> Vec<Event> {
+    let ops = [
+        Op::Consume(3),
+        Op::Reserve(0, 60),
+        Op::Release(0),
+        Op::Reserve(1, 60),
+        Op::Commit(1),
+        Op::Refund(0, None, false),
+        Op::Purchase(0, 0),
+        Op::Grant(10),
+        Op::Clawback(0, Some(150)),
+        Op::Subscription(true, 1000, 1),
+    ];
+    let mut sim = Sim::run(&ops);
+    let ctx = Context::new(
+        RawJson::new(r#"{"target_role":"Data Analyst","nested":{"a":[1,2.5,"x",null,true]}}"#),
+        None,
+        Some("Data Analyst".into()),
+        None,
+    );
+    sim.events.push(Event {
+        occurred_at: sim.events.last().map_or(Timestamp::EPOCH, |e| e.occurred_at),
+        kind: EventKind::AppEvent(AppEvent {
+            event_type: EventType::parse("letter.generated").expect("valid"),
+            app_source: AppSource::parse("letters").expect("valid"),
+            data: RawJson::new(r#"{"action":"lettre_motivation","context":{"target_role":"Data Analyst","nested":{"a":[1,2.5,"x",null,true]}}}"#),
+            metadata: Some(RawJson::new(r#"{"client":"letters-web","v":2}"#)),
+            action: Some("lettre_motivation".into()),
+            context: Some(ctx),
+        }),
+    });
+    sim.events
+}
+
+fn new_events(events: &[Event]) -> Vec<NewEvent> {
+    events
+        .iter()
+        .map(|e| NewEvent {
+            event_id: fresh_id(),
+            event: e.clone(),
+            metadata: meta(),
+        })
+        .collect()
+}
+
+/// Appends `events` on top of `prior` (already stored), with the summary they fold to.
+pub async fn append_on<S: Store + ?Sized>(
+    store: &S,
+    stream: &UserId,
+    prior: &[Event],
+    events: &[Event],
+) -> Result<Vec<Receipt>, StoreError> {
+    let summary = Wallet::fold(prior.iter().chain(events)).summary;
+    let new = new_events(events);
+    store
+        .append(AppendBatch {
+            stream: stream.clone(),
+            expected_version: prior.len() as u64,
+            events: &new,
+            summary: &summary,
+            idempotency: None,
+        })
+        .await
+        .map(|a| a.receipts)
+}
+
+/// An unknown stream loads at version 0 with an empty summary.
+pub async fn a_new_stream_loads_empty<S: Store + ?Sized>(store: &S) {
+    let u = unique_user("empty");
+    let loaded = store
+        .load(&u, &[EntityRef::Transaction(Id::from_u128(1))])
+        .await
+        .expect("load");
+    assert_eq!(loaded.version, 0);
+    assert_eq!(loaded.summary, Summary::default());
+    assert!(loaded.entity_events.is_empty());
+    assert!(store.read_stream(&u).await.expect("read").is_empty());
+}
+
+/// Appended events read back equal, in order, with versions from 1 and increasing positions;
+/// the stored summary reads back equal.
+pub async fn appended_events_read_back_equal_and_in_order<S: Store + ?Sized>(store: &S) {
+    let u = unique_user("roundtrip");
+    let history = every_kind_history();
+    let kinds: BTreeSet<&str> = history.iter().map(|e| e.kind.type_name()).collect();
+    for k in [
+        "AccountOpened",
+        "EnergyConsumed",
+        "EnergyReserved",
+        "ReservationReleased",
+        "EnergyRefunded",
+        "PackPurchased",
+        "BonusGranted",
+        "EnergyGranted",
+        "PackRevoked",
+        "BonusRevoked",
+        "SubscriptionChanged",
+        "letter.generated",
+    ] {
+        assert!(kinds.contains(k), "the sample history lacks {k}");
+    }
+    let (first, rest) = history.split_at(3);
+    let r1 = append_on(store, &u, &[], first)
+        .await
+        .expect("first append");
+    let r2 = append_on(store, &u, first, rest)
+        .await
+        .expect("second append");
+    let receipts: Vec<Receipt> = r1.into_iter().chain(r2).collect();
+    assert_eq!(
+        receipts.iter().map(|r| r.version).collect::<Vec<_>>(),
+        (1..=history.len() as u64).collect::<Vec<_>>()
+    );
+    assert!(
+        receipts.windows(2).all(|w| w[0].position < w[1].position),
+        "positions increase"
+    );
+
+    let read = store.read_stream(&u).await.expect("read");
+    assert_eq!(read.len(), history.len());
+    for ((rec, original), receipt) in read.iter().zip(&history).zip(&receipts) {
+        assert_eq!(&rec.event, original);
+        assert_eq!(rec.stream, u);
+        assert_eq!(rec.event_id, receipt.event_id);
+        assert_eq!(rec.version, receipt.version);
+        assert_eq!(rec.position, receipt.position);
+        assert_eq!(rec.metadata, meta());
+    }
+    let loaded = store.load(&u, &[]).await.expect("load");
+    assert_eq!(loaded.version, history.len() as u64);
+    assert_eq!(loaded.summary, Wallet::fold(&history).summary);
+}
+
+/// An append at a stale version is a `Conflict` and writes nothing.
+pub async fn an_append_at_a_stale_version_is_a_conflict_and_writes_nothing<S: Store + ?Sized>(
+    store: &S,
+) {
+    let u = unique_user("stale");
+    let history = every_kind_history();
+    append_on(store, &u, &[], &history[..2])
+        .await
+        .expect("append");
+    let err = append_on(store, &u, &history[..1], &history[1..3])
+        .await
+        .expect_err("stale");
+    assert!(matches!(err, StoreError::Conflict), "got {err:?}");
+    let err = append_on(store, &u, &history[..3], &history[3..4])
+        .await
+        .expect_err("ahead");
+    assert!(matches!(err, StoreError::Conflict), "got {err:?}");
+    assert_eq!(store.read_stream(&u).await.expect("read").len(), 2);
+    assert_eq!(
+        store.load(&u, &[]).await.expect("load").summary,
+        Wallet::fold(&history[..2]).summary
+    );
+}
+
+/// Of many concurrent appends at the same version, exactly one wins.
+pub async fn concurrent_appends_at_one_version_let_exactly_one_win<S: Store + 'static>(
+    store: Arc<S>,
+) {
+    let u = unique_user("race");
+    let history = every_kind_history();
+    append_on(store.as_ref(), &u, &[], &history[..1])
+        .await
+        .expect("open");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, u, h) = (store.clone(), u.clone(), history.clone());
+        tasks.push(tokio::spawn(async move {
+            append_on(store.as_ref(), &u, &h[..1], &h[1..2]).await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => wins += 1,
+            Err(StoreError::Conflict | StoreError::Busy) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(store.read_stream(&u).await.expect("read").len(), 2);
+}
+
+/// `load` returns the events of the named entities only, oldest first.
+pub async fn load_returns_the_named_entities_events<S: Store + ?Sized>(store: &S) {
+    let u = unique_user("entities");
+    let history = every_kind_history();
+    append_on(store, &u, &[], &history).await.expect("append");
+    let full = Wallet::fold(&history);
+    let (tx, entity) = full
+        .transactions
+        .iter()
+        .find(|(_, t)| t.hold.is_some() && t.consume.is_some())
+        .expect("a commit");
+    assert!(entity.hold.is_some());
+    let payment = full.purchases.keys().next().expect("a purchase").clone();
+    let refs = [
+        EntityRef::Transaction(*tx),
+        EntityRef::Payment(payment.clone()),
+    ];
+    let loaded = store.load(&u, &refs).await.expect("load");
+    let expected: Vec<&Event> = history
+        .iter()
+        .filter(|e| e.kind.entity_ref().is_some_and(|r| refs.contains(&r)))
+        .collect();
+    assert_eq!(
+        loaded
+            .entity_events
+            .iter()
+            .map(|r| &r.event)
+            .collect::<Vec<_>>(),
+        expected
+    );
+    let restored = Wallet::restore(
+        loaded.summary,
+        loaded.entity_events.iter().map(|r| &r.event),
+    );
+    assert_eq!(restored.transactions.get(tx), full.transactions.get(tx));
+    assert_eq!(
+        restored.purchases.get(&payment),
+        full.purchases.get(&payment)
+    );
+}
+
+/// `find_stream` finds the stream of an entity, and nothing for an unknown one.
+pub async fn find_stream_locates_an_entity<S: Store + ?Sized>(store: &S) {
+    let u = unique_user("owner");
+    let history = every_kind_history();
+    append_on(store, &u, &[], &history).await.expect("append");
+    let tx = history.iter().find_map(|e| match &e.kind {
+        EventKind::EnergyReserved(r) => Some(r.tx),
+        _ => None,
+    });
+    let tx = tx.expect("a reservation");
+    assert_eq!(
+        store
+            .find_stream(&EntityRef::Transaction(tx))
+            .await
+            .expect("find"),
+        Some(u.clone())
+    );
+    assert_eq!(
+        store
+            .find_stream(&EntityRef::Transaction(fresh_id()))
+            .await
+            .expect("find"),
+        None
+    );
+}
+
+/// `read_all` returns every stream's events by increasing position.
+pub async fn read_all_orders_every_stream_by_position<S: Store + ?Sized>(store: &S) {
+    let (a, b) = (unique_user("all-a"), unique_user("all-b"));
+    let history = every_kind_history();
+    let ra = append_on(store, &a, &[], &history[..2]).await.expect("a");
+    let rb = append_on(store, &b, &[], &history[..3]).await.expect("b");
+    let after = ra[0].position - 1;
+    let mut seen = Vec::new();
+    let mut cursor = after;
+    loop {
+        let batch = store.read_all(cursor, 2).await.expect("read_all");
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 2);
+        cursor = batch.last().expect("non-empty").position;
+        seen.extend(batch);
+    }
+    assert!(seen.windows(2).all(|w| w[0].position < w[1].position));
+    let ids: BTreeSet<Id> = seen.iter().map(|r| r.event_id).collect();
+    for r in ra.iter().chain(&rb) {
+        assert!(ids.contains(&r.event_id), "read_all misses an event");
+    }
+}
+
+/// Pages are newest first, continue with a cursor, filter by type and count every match.
+pub async fn read_page_is_newest_first_with_cursor_filter_and_total<S: Store + ?Sized>(store: &S) {
+    let u = unique_user("page");
+    let history = every_kind_history();
+    append_on(store, &u, &[], &history).await.expect("append");
+    let n = history.len();
+    let first = store
+        .read_page(
+            &u,
+            PageQuery {
+                before_position: None,
+                limit: 4,
+                event_type: None,
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(first.total_count, n as u64);
+    assert_eq!(first.events.len(), 4);
+    assert!(first.has_more);
+    assert!(
+        first
+            .events
+            .windows(2)
+            .all(|w| w[0].position > w[1].position)
+    );
+    assert_eq!(first.events[0].event, history[n - 1]);
+    let before = first.events.last().expect("page").position;
+    let second = store
+        .read_page(
+            &u,
+            PageQuery {
+                before_position: Some(before),
+                limit: 100,
+                event_type: None,
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(second.events.len(), n - 4);
+    assert!(!second.has_more);
+    assert_eq!(second.events.last().expect("page").event, history[0]);
+    let consumes = history
+        .iter()
+        .filter(|e| e.kind.type_name() == "EnergyConsumed")
+        .count();
+    let filtered = store
+        .read_page(
+            &u,
+            PageQuery {
+                before_position: None,
+                limit: 1,
+                event_type: Some("EnergyConsumed"),
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(filtered.total_count, consumes as u64);
+    assert!(
+        filtered
+            .events
+            .iter()
+            .all(|e| e.event.kind.type_name() == "EnergyConsumed")
+    );
+}
+
+/// An idempotency record rendered from the receipts is stored with the append.
+pub async fn an_idempotency_record_is_written_with_its_append<S: Store + ?Sized>(store: &S) {
+    let u = unique_user("idem");
+    let key = format!("idem-{}", fresh_id());
+    let history = every_kind_history();
+    let new = new_events(&history[..2]);
+    let summary = Wallet::fold(&history[..2]).summary;
+    let appended = store
+        .append(AppendBatch {
+            stream: u.clone(),
+            expected_version: 0,
+            events: &new,
+            summary: &summary,
+            idempotency: Some(PendingIdempotency {
+                key: key.clone(),
+                fingerprint: "fp".into(),
+                created_at: Timestamp::from_secs(1000),
+                render: Box::new(|receipts: &[Receipt]| {
+                    Some(StoredResponse {
+                        status: 200,
+                        body: format!("pos={}", receipts[1].position).into_bytes(),
+                    })
+                }),
+            }),
+        })
+        .await
+        .expect("append");
+    let record = store.get(&key).await.expect("get").expect("record stored");
+    assert_eq!(record.fingerprint, "fp");
+    assert_eq!(record.response.status, 200);
+    assert_eq!(
+        record.response.body,
+        format!("pos={}", appended.receipts[1].position).into_bytes()
+    );
+}
+
+/// An append whose idempotency key is taken is a `Conflict` and writes nothing.
+pub async fn a_taken_idempotency_key_fails_the_whole_append<S: Store + ?Sized>(store: &S) {
+    let u = unique_user("idem-taken");
+    let key = format!("taken-{}", fresh_id());
+    let record = IdempotencyRecord {
+        key: key.clone(),
+        fingerprint: "first".into(),
+        response: StoredResponse {
+            status: 402,
+            body: b"{}".to_vec(),
+        },
+        created_at: Timestamp::from_secs(1000),
+    };
+    store.put(record.clone()).await.expect("put");
+    let history = every_kind_history();
+    let new = new_events(&history[..1]);
+    let summary = Wallet::fold(&history[..1]).summary;
+    let err = store
+        .append(AppendBatch {
+            stream: u.clone(),
+            expected_version: 0,
+            events: &new,
+            summary: &summary,
+            idempotency: Some(PendingIdempotency {
+                key: key.clone(),
+                fingerprint: "second".into(),
+                created_at: Timestamp::from_secs(1001),
+                render: Box::new(|_: &[Receipt]| {
+                    Some(StoredResponse {
+                        status: 200,
+                        body: vec![],
+                    })
+                }),
+            }),
+        })
+        .await
+        .expect_err("taken key");
+    assert!(matches!(err, StoreError::Conflict), "got {err:?}");
+    assert!(store.read_stream(&u).await.expect("read").is_empty());
+    assert_eq!(store.load(&u, &[]).await.expect("load").version, 0);
+    assert_eq!(store.get(&key).await.expect("get"), Some(record));
+}
+
+/// `put` refuses a taken key; `purge` removes records older than a time.
+pub async fn put_refuses_a_taken_key_and_purge_removes_old_records<S: Store + ?Sized>(store: &S) {
+    let key = format!("put-{}", fresh_id());
+    let old = IdempotencyRecord {
+        key: key.clone(),
+        fingerprint: "f".into(),
+        response: StoredResponse {
+            status: 201,
+            body: b"{\"a\":1}".to_vec(),
+        },
+        created_at: Timestamp::from_secs(10),
+    };
+    store.put(old.clone()).await.expect("put");
+    assert!(matches!(
+        store.put(old.clone()).await,
+        Err(StoreError::Conflict)
+    ));
+    let newer_key = format!("put-new-{}", fresh_id());
+    let newer = IdempotencyRecord {
+        key: newer_key.clone(),
+        created_at: Timestamp::from_secs(4_000_000_000),
+        ..old
+    };
+    store.put(newer).await.expect("put newer");
+    assert!(store.purge(Timestamp::from_secs(20)).await.expect("purge") >= 1);
+    assert_eq!(store.get(&key).await.expect("get"), None);
+    assert!(store.get(&newer_key).await.expect("get").is_some());
+}
+
+/// `summaries` lists streams in id order with their versions, page by page.
+pub async fn summaries_list_streams_in_order<S: Store + ?Sized>(store: &S) {
+    let prefix = unique_user("sum");
+    let users: Vec<UserId> = (0..3).map(|i| user(&format!("{prefix}-{i}"))).collect();
+    let history = every_kind_history();
+    for (i, u) in users.iter().enumerate() {
+        append_on(store, u, &[], &history[..=i])
+            .await
+            .expect("append");
+    }
+    let before = user(&format!("{prefix}-"));
+    let page = store.summaries(Some(&before), 2).await.expect("summaries");
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].stream, users[0]);
+    assert_eq!(page[1].stream, users[1]);
+    assert_eq!(page[1].version, 2);
+    assert_eq!(page[1].summary, Wallet::fold(&history[..2]).summary);
+    let rest = store
+        .summaries(Some(&users[1]), 1)
+        .await
+        .expect("summaries");
+    assert_eq!(rest[0].stream, users[2]);
+}
+
+/// Expands the contract suite into `#[tokio::test]`s for a store. `$factory` is an async fn
+/// returning `Option<S>` (`None`: the backend is not configured, the test says it is skipped).
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($factory:path) => {
+        $crate::store_contract_tests!(@ref $factory;
+            a_new_stream_loads_empty,
+            appended_events_read_back_equal_and_in_order,
+            an_append_at_a_stale_version_is_a_conflict_and_writes_nothing,
+            load_returns_the_named_entities_events,
+            find_stream_locates_an_entity,
+            read_all_orders_every_stream_by_position,
+            read_page_is_newest_first_with_cursor_filter_and_total,
+            an_idempotency_record_is_written_with_its_append,
+            a_taken_idempotency_key_fails_the_whole_append,
+            put_refuses_a_taken_key_and_purge_removes_old_records,
+            summaries_list_streams_in_order,
+        );
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrent_appends_at_one_version_let_exactly_one_win() {
+            if let Some(store) = $factory().await {
+                $crate::contract::concurrent_appends_at_one_version_let_exactly_one_win(::std::sync::Arc::new(store)).await;
+            }
+        }
+    };
+    (@ref $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let Some(store) = $factory().await {
+                    $crate::contract::$case(&store).await;
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,268 @@
+//! An in-memory store: the reference implementation of the storage ports.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use luna_core::{EntityRef, Summary, Timestamp, UserId};
+use luna_ports::{
+    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, LoadedWallet,
+    PageQuery, Receipt, RecordedEvent, StoreError, StoredSummary, StreamPage,
+};
+use std::sync::Arc;
+
+#[derive(Default)]
+struct Stream {
+    positions: Vec<usize>,
+    summary: Summary,
+    refs: HashMap<String, Vec<usize>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    events: Vec<RecordedEvent>,
+    streams: BTreeMap<UserId, Stream>,
+    entity_owner: HashMap<String, UserId>,
+    idempotency: HashMap<String, IdempotencyRecord>,
+    down: bool,
+}
+
+/// An in-memory event store with the same semantics as the SQL ones.
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+}
+
+impl MemoryStore {
+    /// A store stamping `recorded_at` with `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        MemoryStore {
+            inner: Mutex::new(Inner::default()),
+            clock,
+        }
+    }
+
+    /// Makes every call fail as if the database were unreachable (or reachable again).
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// Overwrites a stored summary (to test verification of tampered projections).
+    pub fn tamper_summary(&self, stream: &UserId, summary: Summary) {
+        if let Some(s) = self.lock().streams.get_mut(stream) {
+            s.summary = summary;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn guard(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        let g = self.lock();
+        if g.down {
+            Err(StoreError::Unavailable("memory store is down".into()))
+        } else {
+            Ok(g)
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+        let now = self.clock.now();
+        let mut g = self.guard()?;
+        let current = g
+            .streams
+            .get(&batch.stream)
+            .map_or(0, |s| s.positions.len() as u64);
+        if current != batch.expected_version {
+            return Err(StoreError::Conflict);
+        }
+        if batch.events.is_empty() {
+            return Err(StoreError::backend(std::io::Error::other("empty append")));
+        }
+        if let Some(p) = &batch.idempotency {
+            if g.idempotency.contains_key(&p.key) {
+                return Err(StoreError::Conflict);
+            }
+        }
+        let first = g.events.len();
+        let receipts: Vec<Receipt> = batch
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Receipt {
+                event_id: e.event_id,
+                version: current + 1 + i as u64,
+                position: (first + i + 1) as u64,
+                recorded_at: now,
+            })
+            .collect();
+        // Render before mutating anything, so a panic leaves the store untouched.
+        let record = batch.idempotency.and_then(|p| {
+            let (key, fingerprint, created_at) = (p.key, p.fingerprint, p.created_at);
+            (p.render)(&receipts).map(|response| IdempotencyRecord {
+                key,
+                fingerprint,
+                response,
+                created_at,
+            })
+        });
+        for (e, r) in batch.events.iter().zip(&receipts) {
+            let idx = g.events.len();
+            g.events.push(RecordedEvent {
+                event_id: e.event_id,
+                stream: batch.stream.clone(),
+                version: r.version,
+                position: r.position,
+                event: e.event.clone(),
+                metadata: e.metadata.clone(),
+                recorded_at: now,
+            });
+            if let Some(entity) = e.event.kind.entity_ref() {
+                g.entity_owner
+                    .entry(entity.key())
+                    .or_insert_with(|| batch.stream.clone());
+            }
+            let stream = g.streams.entry(batch.stream.clone()).or_default();
+            stream.positions.push(idx);
+            if let Some(entity) = e.event.kind.entity_ref() {
+                stream.refs.entry(entity.key()).or_default().push(idx);
+            }
+        }
+        g.streams.entry(batch.stream.clone()).or_default().summary = batch.summary.clone();
+        if let Some(r) = record {
+            g.idempotency.insert(r.key.clone(), r);
+        }
+        Ok(Appended { receipts })
+    }
+
+    async fn load(
+        &self,
+        stream: &UserId,
+        entities: &[EntityRef],
+    ) -> Result<LoadedWallet, StoreError> {
+        let g = self.guard()?;
+        let Some(s) = g.streams.get(stream) else {
+            return Ok(LoadedWallet::default());
+        };
+        let mut idx: Vec<usize> = entities
+            .iter()
+            .filter_map(|e| s.refs.get(&e.key()))
+            .flatten()
+            .copied()
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        Ok(LoadedWallet {
+            version: s.positions.len() as u64,
+            summary: s.summary.clone(),
+            entity_events: idx.into_iter().map(|i| g.events[i].clone()).collect(),
+        })
+    }
+
+    async fn read_stream(&self, stream: &UserId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let g = self.guard()?;
+        Ok(g.streams
+            .get(stream)
+            .map(|s| s.positions.iter().map(|i| g.events[*i].clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn read_page(&self, stream: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {
+        let g = self.guard()?;
+        let Some(s) = g.streams.get(stream) else {
+            return Ok(StreamPage {
+                events: vec![],
+                total_count: 0,
+                has_more: false,
+            });
+        };
+        let matching: Vec<&RecordedEvent> = s
+            .positions
+            .iter()
+            .rev()
+            .map(|i| &g.events[*i])
+            .filter(|e| q.event_type.is_none_or(|t| e.event.kind.type_name() == t))
+            .collect();
+        let total_count = matching.len() as u64;
+        let mut page: Vec<RecordedEvent> = matching
+            .into_iter()
+            .filter(|e| q.before_position.is_none_or(|b| e.position < b))
+            .take(q.limit + 1)
+            .cloned()
+            .collect();
+        let has_more = page.len() > q.limit;
+        page.truncate(q.limit);
+        Ok(StreamPage {
+            events: page,
+            total_count,
+            has_more,
+        })
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let g = self.guard()?;
+        let start = usize::try_from(after_position)
+            .unwrap_or(usize::MAX)
+            .min(g.events.len());
+        Ok(g.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn find_stream(&self, entity: &EntityRef) -> Result<Option<UserId>, StoreError> {
+        Ok(self.guard()?.entity_owner.get(&entity.key()).cloned())
+    }
+
+    async fn summaries(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSummary>, StoreError> {
+        let g = self.guard()?;
+        Ok(g.streams
+            .iter()
+            .filter(|(id, _)| after.is_none_or(|a| *id > a))
+            .take(limit)
+            .map(|(id, s)| StoredSummary {
+                stream: id.clone(),
+                version: s.positions.len() as u64,
+                summary: s.summary.clone(),
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.guard().map(|_| ())
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.guard()?.idempotency.get(key).cloned())
+    }
+
+    async fn put(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        if g.idempotency.contains_key(&record.key) {
+            return Err(StoreError::Conflict);
+        }
+        g.idempotency.insert(record.key.clone(), record);
+        Ok(())
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut g = self.guard()?;
+        let n = g.idempotency.len();
+        g.idempotency.retain(|_, r| r.created_at >= before);
+        Ok((n - g.idempotency.len()) as u64)
+    }
+}

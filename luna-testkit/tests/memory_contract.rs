@@ -1,0 +1,11 @@
+//! The port contract suite on the in-memory store.
+
+use std::sync::Arc;
+
+use luna_testkit::{FixedClock, MemoryStore};
+
+async fn memory() -> Option<MemoryStore> {
+    Some(MemoryStore::new(Arc::new(FixedClock::default_start())))
+}
+
+luna_testkit::store_contract_tests!(memory);
