@@ -528,9 +528,16 @@ impl Hub {
                 new_energy_balance: d.wallet.summary.balance.units(),
             })
         };
-        self.run(&user, &[entity.clone()], &command, meta, None, &outcome)
-            .await
-            .map(unwrap_fresh)
+        self.run(
+            &user,
+            std::slice::from_ref(&entity),
+            &command,
+            meta,
+            None,
+            &outcome,
+        )
+        .await
+        .map(unwrap_fresh)
     }
 
     /// Records a subscription's new state (ignored if older than the last applied one).

@@ -64,7 +64,7 @@ pub struct PricedAction {
     /// The cost under `grid_version`.
     pub cost: Energy,
     /// The grid version the cost comes from.
-    pub grid_version: String,
+    pub grid_version: std::sync::Arc<str>,
 }
 
 /// The largest cost a grid may give one action.
@@ -73,7 +73,7 @@ pub const MAX_ACTION_COST: u32 = 100_000;
 /// The cost grid: a version and the cost of each action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CostGrid {
-    version: String,
+    version: std::sync::Arc<str>,
     actions: BTreeMap<ActionName, ActionSpec>,
 }
 
@@ -99,7 +99,7 @@ impl CostGrid {
             map.insert(a.name.clone(), a);
         }
         Ok(CostGrid {
-            version,
+            version: version.into(),
             actions: map,
         })
     }

@@ -347,169 +347,39 @@ fn decide_open(
     env: &Env<'_>,
     out: &mut Vec<Event>,
 ) -> Result<(), DomainError> {
-    let now = env.now;
-    match command {
-        Command::Open => Ok(()),
+    let kinds = match command {
+        Command::Open => vec![],
         Command::Consume {
             tx,
             action,
             context,
-        } => {
-            let unlimited = w.summary.is_unlimited(now);
-            if !unlimited {
-                if let Some(s) = shortfall(w, action.cost, env) {
-                    return Err(DomainError::InsufficientEnergy(s));
-                }
-            }
-            push(
-                out,
-                env,
-                EventKind::EnergyConsumed(EnergyConsumed {
-                    tx: *tx,
-                    action: action.name.clone(),
-                    cost: if unlimited { Energy::ZERO } else { action.cost },
-                    notional: action.cost,
-                    unlimited,
-                    grid_version: action.grid_version.clone(),
-                    context: context.clone(),
-                    from_reservation: false,
-                }),
-            );
-            Ok(())
-        }
+        } => vec![consume(w, *tx, action, context.as_ref(), env)?],
         Command::Reserve {
             tx,
             action,
             ttl_seconds,
             context,
         } => {
-            let ttl = ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL_SECONDS);
-            if !(1..=MAX_HOLD_TTL_SECONDS).contains(&ttl) {
-                return Err(DomainError::TtlOutOfRange);
-            }
-            let unlimited = w.summary.is_unlimited(now);
-            if !unlimited {
-                if let Some(s) = shortfall(w, action.cost, env) {
-                    return Err(DomainError::InsufficientEnergy(s));
-                }
-            }
-            push(
-                out,
+            vec![reserve(
+                w,
+                *tx,
+                action,
+                *ttl_seconds,
+                context.as_ref(),
                 env,
-                EventKind::EnergyReserved(EnergyReserved {
-                    tx: *tx,
-                    action: action.name.clone(),
-                    amount: if unlimited { Energy::ZERO } else { action.cost },
-                    notional: action.cost,
-                    unlimited,
-                    grid_version: action.grid_version.clone(),
-                    expires_at: now.plus(Span::seconds(i64::from(ttl))),
-                    context: context.clone(),
-                }),
-            );
-            Ok(())
+            )?]
         }
         Command::Commit { tx, context } => {
-            let entity = w.transactions.get(tx);
-            let hold = entity
-                .and_then(|t| t.hold.as_ref())
-                .ok_or(DomainError::ReservationNotFound)?;
-            match hold.state {
-                HoldState::Committed => return Ok(()),
-                HoldState::Released { .. } => return Err(DomainError::ReservationReleased),
-                HoldState::Open => {}
-            }
-            let r = &hold.reserved;
-            if now >= r.expires_at {
-                return Err(DomainError::ReservationExpired);
-            }
-            // The hold guaranteed the energy unless a clawback took it since.
-            if !r.unlimited && !w.summary.balance.covers(r.amount) {
-                let deficit = i64::from(r.amount.units()).saturating_sub(w.summary.balance.units());
-                let deficit = u64::try_from(deficit).unwrap_or(0);
-                return Err(DomainError::InsufficientEnergy(shortfall_of(
-                    w, r.amount, deficit, env,
-                )));
-            }
-            push(
-                out,
-                env,
-                EventKind::EnergyConsumed(EnergyConsumed {
-                    tx: *tx,
-                    action: r.action.clone(),
-                    cost: r.amount,
-                    notional: r.notional,
-                    unlimited: r.unlimited,
-                    grid_version: r.grid_version.clone(),
-                    context: context.clone().or_else(|| r.context.clone()),
-                    from_reservation: true,
-                }),
-            );
-            Ok(())
+            commit(w, *tx, context.as_ref(), env)?.into_iter().collect()
         }
-        Command::Release { tx } => {
-            let hold = w.hold(*tx).ok_or(DomainError::ReservationNotFound)?;
-            match hold.state {
-                HoldState::Committed => Err(DomainError::ReservationCommitted),
-                HoldState::Released { .. } => Ok(()),
-                HoldState::Open if now >= hold.reserved.expires_at => Ok(()),
-                HoldState::Open => {
-                    push(
-                        out,
-                        env,
-                        EventKind::ReservationReleased(ReservationReleased {
-                            tx: *tx,
-                            amount: hold.reserved.amount,
-                        }),
-                    );
-                    Ok(())
-                }
-            }
-        }
+        Command::Release { tx } => release(w, *tx, env)?.into_iter().collect(),
         Command::Refund {
             tx,
             of,
             amount,
             reason,
             by_user,
-        } => {
-            let entity = w.transactions.get(of);
-            let consume = entity
-                .and_then(|t| t.consume.as_ref())
-                .ok_or(DomainError::TransactionNotFound)?;
-            if entity.is_some_and(|t| t.refund.is_some()) {
-                return Err(DomainError::AlreadyRefunded);
-            }
-            let cost = consume.consumed.cost;
-            if cost.is_zero() {
-                return Err(DomainError::NothingToRefund);
-            }
-            let amount = amount.unwrap_or(cost);
-            if amount.is_zero() || amount > cost {
-                return Err(DomainError::RefundAmountOutOfRange { max: cost });
-            }
-            if now > consume.at.plus(env.policy.refund_window()) {
-                return Err(DomainError::RefundWindowExpired);
-            }
-            if *by_user && !env.policy.user_may_refund(&consume.consumed.action) {
-                return Err(DomainError::RefundNotEligible);
-            }
-            w.summary
-                .balance
-                .credit(amount)
-                .ok_or(DomainError::Overflow)?;
-            push(
-                out,
-                env,
-                EventKind::EnergyRefunded(EnergyRefunded {
-                    tx: *tx,
-                    refunded_tx: *of,
-                    amount,
-                    reason: reason.clone(),
-                }),
-            );
-            Ok(())
-        }
+        } => vec![refund(w, *tx, *of, *amount, reason, *by_user, env)?],
         Command::Grant { tx, amount, reason } => {
             if amount.is_zero() {
                 return Err(DomainError::InvalidGrantAmount);
@@ -518,16 +388,11 @@ fn decide_open(
                 .balance
                 .credit(*amount)
                 .ok_or(DomainError::Overflow)?;
-            push(
-                out,
-                env,
-                EventKind::EnergyGranted(EnergyGranted {
-                    tx: *tx,
-                    amount: *amount,
-                    reason: reason.clone(),
-                }),
-            );
-            Ok(())
+            vec![EventKind::EnergyGranted(EnergyGranted {
+                tx: *tx,
+                amount: *amount,
+                reason: reason.clone(),
+            })]
         }
         Command::CreditPurchase {
             tx,
@@ -535,136 +400,289 @@ fn decide_open(
             pack,
             payment,
             paid,
-        } => {
-            let p = env
-                .catalog
-                .packs
-                .get(pack.as_str())
-                .ok_or(DomainError::UnknownPack)?;
-            let PackKind::OneOff {
-                energy,
-                first_purchase_bonus,
-            } = p.kind
-            else {
-                return Err(DomainError::NotAOneOffPack);
-            };
-            if paid.currency != p.price.currency {
-                return Err(DomainError::CurrencyMismatch);
-            }
-            if paid.amount != p.price.amount {
-                return Err(DomainError::AmountMismatch);
-            }
-            if w.purchases.contains_key(payment) {
-                return Ok(());
-            }
-            let bonus = if w.summary.has_purchased {
-                Energy::ZERO
-            } else {
-                first_purchase_bonus
-            };
-            let total = energy.checked_add(bonus).ok_or(DomainError::Overflow)?;
-            w.summary
-                .balance
-                .credit(total)
-                .ok_or(DomainError::Overflow)?;
-            push(
-                out,
-                env,
-                EventKind::PackPurchased(PackPurchased {
-                    tx: *tx,
-                    pack: pack.clone(),
-                    payment: payment.clone(),
-                    energy,
-                    price: *paid,
-                }),
-            );
-            if !bonus.is_zero() {
-                push(
-                    out,
-                    env,
-                    EventKind::BonusGranted(BonusGranted {
-                        tx: *bonus_tx,
-                        pack: pack.clone(),
-                        payment: payment.clone(),
-                        energy: bonus,
-                    }),
-                );
-            }
-            Ok(())
-        }
+        } => credit_purchase(w, *tx, *bonus_tx, pack, payment, *paid, env)?,
         Command::Clawback {
             tx,
             bonus_tx,
             payment,
             cause,
-        } => {
-            let p = w
-                .purchases
-                .get(payment)
-                .ok_or(DomainError::PurchaseNotFound)?;
-            let (pack_target, bonus_target, reason) = match cause {
-                ClawbackCause::Disputed => (p.energy, p.bonus, "charge.dispute.created"),
-                ClawbackCause::Refunded { amount_refunded } => {
-                    let (e, b) = (u128::from(p.energy.units()), u128::from(p.bonus.units()));
-                    let paid = u128::from(p.price.amount.minor()).max(1);
-                    let refunded = u128::from(amount_refunded.minor()).min(paid);
-                    let total = (e + b) * refunded / paid;
-                    let pack_part = (e * refunded / paid).min(e);
-                    let bonus_part = total.saturating_sub(pack_part).min(b);
-                    (
-                        to_energy(pack_part),
-                        to_energy(bonus_part),
-                        "charge.refunded",
-                    )
-                }
-            };
-            let pack_delta = pack_target.saturating_sub(p.pack_revoked);
-            let bonus_delta = bonus_target.saturating_sub(p.bonus_revoked);
-            if !pack_delta.is_zero() {
-                push(
-                    out,
-                    env,
-                    EventKind::PackRevoked(Revoked {
-                        tx: *tx,
-                        payment: payment.clone(),
-                        energy: pack_delta,
-                        reason: reason.to_owned(),
-                    }),
-                );
-            }
-            if !bonus_delta.is_zero() {
-                push(
-                    out,
-                    env,
-                    EventKind::BonusRevoked(Revoked {
-                        tx: *bonus_tx,
-                        payment: payment.clone(),
-                        energy: bonus_delta,
-                        reason: reason.to_owned(),
-                    }),
-                );
-            }
-            Ok(())
-        }
+        } => clawback(w, *tx, *bonus_tx, payment, *cause)?,
         Command::ChangeSubscription(change) => {
             let stale = w
                 .summary
                 .subscriptions
                 .get(&change.subscription)
                 .is_some_and(|s| change.provider_created < s.provider_created);
-            if !stale {
-                push(out, env, EventKind::SubscriptionChanged(change.clone()));
+            if stale {
+                vec![]
+            } else {
+                vec![EventKind::SubscriptionChanged(change.clone())]
             }
-            Ok(())
         }
         Command::RecordAppEvent(app) => {
             if is_reserved_event_type(app.event_type.as_str()) {
                 return Err(DomainError::ReservedEventType);
             }
-            push(out, env, EventKind::AppEvent(app.clone()));
-            Ok(())
+            vec![EventKind::AppEvent(app.clone())]
         }
+    };
+    for kind in kinds {
+        push(out, env, kind);
     }
+    Ok(())
+}
+
+/// Refuses when the user is not Unlimited and `cost` does not fit; returns whether Unlimited.
+fn afford(w: &Wallet, cost: Energy, env: &Env<'_>) -> Result<bool, DomainError> {
+    if w.summary.is_unlimited(env.now) {
+        return Ok(true);
+    }
+    match shortfall(w, cost, env) {
+        Some(s) => Err(DomainError::InsufficientEnergy(s)),
+        None => Ok(false),
+    }
+}
+
+fn consume(
+    w: &Wallet,
+    tx: TransactionId,
+    action: &PricedAction,
+    context: Option<&Context>,
+    env: &Env<'_>,
+) -> Result<EventKind, DomainError> {
+    let unlimited = afford(w, action.cost, env)?;
+    Ok(EventKind::EnergyConsumed(EnergyConsumed {
+        tx,
+        action: action.name.clone(),
+        cost: if unlimited { Energy::ZERO } else { action.cost },
+        notional: action.cost,
+        unlimited,
+        grid_version: action.grid_version.clone(),
+        context: context.cloned(),
+        from_reservation: false,
+    }))
+}
+
+fn reserve(
+    w: &Wallet,
+    tx: TransactionId,
+    action: &PricedAction,
+    ttl_seconds: Option<u32>,
+    context: Option<&Context>,
+    env: &Env<'_>,
+) -> Result<EventKind, DomainError> {
+    let ttl = ttl_seconds.unwrap_or(DEFAULT_HOLD_TTL_SECONDS);
+    if !(1..=MAX_HOLD_TTL_SECONDS).contains(&ttl) {
+        return Err(DomainError::TtlOutOfRange);
+    }
+    let unlimited = afford(w, action.cost, env)?;
+    Ok(EventKind::EnergyReserved(EnergyReserved {
+        tx,
+        action: action.name.clone(),
+        amount: if unlimited { Energy::ZERO } else { action.cost },
+        notional: action.cost,
+        unlimited,
+        grid_version: action.grid_version.clone(),
+        expires_at: env.now.plus(Span::seconds(i64::from(ttl))),
+        context: context.cloned(),
+    }))
+}
+
+fn commit(
+    w: &Wallet,
+    tx: TransactionId,
+    context: Option<&Context>,
+    env: &Env<'_>,
+) -> Result<Option<EventKind>, DomainError> {
+    let hold = w.hold(tx).ok_or(DomainError::ReservationNotFound)?;
+    match hold.state {
+        HoldState::Committed => return Ok(None),
+        HoldState::Released { .. } => return Err(DomainError::ReservationReleased),
+        HoldState::Open => {}
+    }
+    let r = &hold.reserved;
+    if env.now >= r.expires_at {
+        return Err(DomainError::ReservationExpired);
+    }
+    // The hold guaranteed the energy unless a clawback took it since.
+    if !r.unlimited && !w.summary.balance.covers(r.amount) {
+        let deficit = i64::from(r.amount.units()).saturating_sub(w.summary.balance.units());
+        let deficit = u64::try_from(deficit).unwrap_or(0);
+        return Err(DomainError::InsufficientEnergy(shortfall_of(
+            w, r.amount, deficit, env,
+        )));
+    }
+    Ok(Some(EventKind::EnergyConsumed(EnergyConsumed {
+        tx,
+        action: r.action.clone(),
+        cost: r.amount,
+        notional: r.notional,
+        unlimited: r.unlimited,
+        grid_version: r.grid_version.clone(),
+        context: context.cloned().or_else(|| r.context.clone()),
+        from_reservation: true,
+    })))
+}
+
+fn release(w: &Wallet, tx: TransactionId, env: &Env<'_>) -> Result<Option<EventKind>, DomainError> {
+    let hold = w.hold(tx).ok_or(DomainError::ReservationNotFound)?;
+    match hold.state {
+        HoldState::Committed => Err(DomainError::ReservationCommitted),
+        HoldState::Released { .. } => Ok(None),
+        // Expired: nothing is held any more, nothing to give back.
+        HoldState::Open if env.now >= hold.reserved.expires_at => Ok(None),
+        HoldState::Open => Ok(Some(EventKind::ReservationReleased(ReservationReleased {
+            tx,
+            amount: hold.reserved.amount,
+        }))),
+    }
+}
+
+fn refund(
+    w: &Wallet,
+    tx: TransactionId,
+    of: TransactionId,
+    amount: Option<Energy>,
+    reason: &str,
+    by_user: bool,
+    env: &Env<'_>,
+) -> Result<EventKind, DomainError> {
+    let entity = w.transactions.get(&of);
+    let consume = entity
+        .and_then(|t| t.consume.as_ref())
+        .ok_or(DomainError::TransactionNotFound)?;
+    if entity.is_some_and(|t| t.refund.is_some()) {
+        return Err(DomainError::AlreadyRefunded);
+    }
+    let cost = consume.consumed.cost;
+    if cost.is_zero() {
+        return Err(DomainError::NothingToRefund);
+    }
+    let amount = amount.unwrap_or(cost);
+    if amount.is_zero() || amount > cost {
+        return Err(DomainError::RefundAmountOutOfRange { max: cost });
+    }
+    if env.now > consume.at.plus(env.policy.refund_window()) {
+        return Err(DomainError::RefundWindowExpired);
+    }
+    if by_user && !env.policy.user_may_refund(&consume.consumed.action) {
+        return Err(DomainError::RefundNotEligible);
+    }
+    w.summary
+        .balance
+        .credit(amount)
+        .ok_or(DomainError::Overflow)?;
+    Ok(EventKind::EnergyRefunded(EnergyRefunded {
+        tx,
+        refunded_tx: of,
+        amount,
+        reason: reason.to_owned(),
+    }))
+}
+
+fn credit_purchase(
+    w: &Wallet,
+    tx: TransactionId,
+    bonus_tx: TransactionId,
+    pack: &PackId,
+    payment: &PaymentRef,
+    paid: Money,
+    env: &Env<'_>,
+) -> Result<Vec<EventKind>, DomainError> {
+    let p = env
+        .catalog
+        .packs
+        .get(pack.as_str())
+        .ok_or(DomainError::UnknownPack)?;
+    let PackKind::OneOff {
+        energy,
+        first_purchase_bonus,
+    } = p.kind
+    else {
+        return Err(DomainError::NotAOneOffPack);
+    };
+    if paid.currency != p.price.currency {
+        return Err(DomainError::CurrencyMismatch);
+    }
+    if paid.amount != p.price.amount {
+        return Err(DomainError::AmountMismatch);
+    }
+    if w.purchases.contains_key(payment) {
+        return Ok(vec![]);
+    }
+    let bonus = if w.summary.has_purchased {
+        Energy::ZERO
+    } else {
+        first_purchase_bonus
+    };
+    let total = energy.checked_add(bonus).ok_or(DomainError::Overflow)?;
+    w.summary
+        .balance
+        .credit(total)
+        .ok_or(DomainError::Overflow)?;
+    let mut kinds = vec![EventKind::PackPurchased(PackPurchased {
+        tx,
+        pack: pack.clone(),
+        payment: payment.clone(),
+        energy,
+        price: paid,
+    })];
+    if !bonus.is_zero() {
+        kinds.push(EventKind::BonusGranted(BonusGranted {
+            tx: bonus_tx,
+            pack: pack.clone(),
+            payment: payment.clone(),
+            energy: bonus,
+        }));
+    }
+    Ok(kinds)
+}
+
+fn clawback(
+    w: &Wallet,
+    tx: TransactionId,
+    bonus_tx: TransactionId,
+    payment: &PaymentRef,
+    cause: ClawbackCause,
+) -> Result<Vec<EventKind>, DomainError> {
+    let p = w
+        .purchases
+        .get(payment)
+        .ok_or(DomainError::PurchaseNotFound)?;
+    let (pack_target, bonus_target, reason) = match cause {
+        ClawbackCause::Disputed => (p.energy, p.bonus, "charge.dispute.created"),
+        ClawbackCause::Refunded { amount_refunded } => {
+            // floor((energy + bonus) × refunded / paid), split so the pack part is
+            // floor(energy × refunded / paid) and the bonus takes the rest.
+            let (e, b) = (u128::from(p.energy.units()), u128::from(p.bonus.units()));
+            let paid = u128::from(p.price.amount.minor()).max(1);
+            let refunded = u128::from(amount_refunded.minor()).min(paid);
+            let total = (e + b) * refunded / paid;
+            let pack_part = (e * refunded / paid).min(e);
+            let bonus_part = total.saturating_sub(pack_part).min(b);
+            (
+                to_energy(pack_part),
+                to_energy(bonus_part),
+                "charge.refunded",
+            )
+        }
+    };
+    let revoked = |tx, energy| Revoked {
+        tx,
+        payment: payment.clone(),
+        energy,
+        reason: reason.to_owned(),
+    };
+    let mut kinds = Vec::new();
+    let pack_delta = pack_target.saturating_sub(p.pack_revoked);
+    if !pack_delta.is_zero() {
+        kinds.push(EventKind::PackRevoked(revoked(tx, pack_delta)));
+    }
+    let bonus_delta = bonus_target.saturating_sub(p.bonus_revoked);
+    if !bonus_delta.is_zero() {
+        kinds.push(EventKind::BonusRevoked(revoked(bonus_tx, bonus_delta)));
+    }
+    Ok(kinds)
 }
 
 fn to_energy(v: u128) -> Energy {

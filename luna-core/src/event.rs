@@ -70,7 +70,7 @@ pub struct EnergyConsumed {
     /// Whether the user was Unlimited.
     pub unlimited: bool,
     /// The grid version `notional` comes from.
-    pub grid_version: String,
+    pub grid_version: std::sync::Arc<str>,
     /// The action's context, verbatim.
     pub context: Option<Context>,
     /// Whether this consume commits a hold of the same id.
@@ -91,7 +91,7 @@ pub struct EnergyReserved {
     /// Whether the hold was taken while Unlimited (its commit is an Unlimited consume).
     pub unlimited: bool,
     /// The grid version `notional` comes from.
-    pub grid_version: String,
+    pub grid_version: std::sync::Arc<str>,
     /// The first instant the hold no longer counts.
     pub expires_at: Timestamp,
     /// The action's context, verbatim.

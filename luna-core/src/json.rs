@@ -2,15 +2,17 @@
 //!
 //! Core has no JSON parser (no dependencies). The edges parse what clients send, keep the text
 //! verbatim here, and hand core the few fields its rules read (`app_source`, `target_role`,
-//! `industry`, an app event's `action`).
+//! `industry`, an app event's `action`). Text is shared (`Arc<str>`): clones are cheap.
+
+use std::sync::Arc;
 
 /// The verbatim text of a JSON value, validated by whoever built it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RawJson(String);
+pub struct RawJson(Arc<str>);
 
 impl RawJson {
     /// Wraps JSON text the caller has already validated.
-    pub fn new(text: impl Into<String>) -> Self {
+    pub fn new(text: impl Into<Arc<str>>) -> Self {
         RawJson(text.into())
     }
 
@@ -21,7 +23,7 @@ impl RawJson {
 
     /// The empty JSON object `{}`.
     pub fn empty_object() -> Self {
-        RawJson("{}".to_owned())
+        RawJson(Arc::from("{}"))
     }
 }
 
@@ -29,9 +31,9 @@ impl RawJson {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Context {
     raw: RawJson,
-    app_source: Option<String>,
-    target_role: Option<String>,
-    industry: Option<String>,
+    app_source: Option<Arc<str>>,
+    target_role: Option<Arc<str>>,
+    industry: Option<Arc<str>>,
 }
 
 impl Context {
@@ -39,9 +41,9 @@ impl Context {
     /// (`None` when absent or not a string).
     pub fn new(
         raw: RawJson,
-        app_source: Option<String>,
-        target_role: Option<String>,
-        industry: Option<String>,
+        app_source: Option<Arc<str>>,
+        target_role: Option<Arc<str>>,
+        industry: Option<Arc<str>>,
     ) -> Self {
         Context {
             raw,

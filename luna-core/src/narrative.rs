@@ -154,6 +154,10 @@ fn expertise_area(action: &str) -> Option<&'static str> {
 }
 
 /// Folds every event of a user, oldest first, as seen at `now`.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pass over the events, then one block per output section"
+)]
 pub fn narrative(events: &[Event], now: Timestamp) -> Narrative<'_> {
     let mut summary = Summary::default();
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();

@@ -33,6 +33,7 @@ impl Energy {
     }
 
     /// `self - other`, clamped at zero.
+    #[must_use]
     pub fn saturating_sub(self, other: Energy) -> Energy {
         Energy(self.0.saturating_sub(other.0))
     }
@@ -45,7 +46,7 @@ impl Energy {
 
 impl fmt::Display for Energy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -90,7 +91,7 @@ impl Balance {
 
 impl fmt::Display for Balance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -262,7 +263,8 @@ impl Date {
     /// The date `days` days after 1970-01-01 (Howard Hinnant's `civil_from_days`).
     #[allow(
         clippy::cast_possible_truncation,
-        reason = "month and day fit in u8; year range is bounded by i64 millis"
+        clippy::cast_sign_loss,
+        reason = "month and day are 1..=12 and 1..=31; the year range is bounded by i64 millis"
     )]
     pub fn from_days(days: i64) -> Date {
         let z = days + 719_468;
@@ -374,14 +376,14 @@ macro_rules! string_newtype {
     ($(#[$doc:meta])* $name:ident, $what:literal, $why:literal, $valid:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// Validates and wraps the string.
             pub fn parse(s: &str) -> Result<Self, InvalidValue> {
                 let valid: fn(&str) -> bool = $valid;
                 if valid(s) {
-                    Ok($name(s.to_owned()))
+                    Ok($name(std::sync::Arc::from(s)))
                 } else {
                     Err(InvalidValue::new($what, $why))
                 }
@@ -420,7 +422,7 @@ string_newtype!(
 );
 
 string_newtype!(
-    /// A payment reference at the payment provider (a Stripe PaymentIntent id, `pi_…`).
+    /// A payment reference at the payment provider (a Stripe `PaymentIntent` id, `pi_…`).
     PaymentRef, "payment reference", "must be 1..=255 visible ASCII characters",
     |s| (1..=255).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_graphic())
 );

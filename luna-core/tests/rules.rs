@@ -1,4 +1,9 @@
 //! Table tests for every rule of the energy stream (spec §2.3), through one `check` helper.
+#![allow(
+    clippy::needless_pass_by_value,
+    clippy::manual_let_else,
+    reason = "table tests take their inputs by value and unwrap fixtures by match"
+)]
 
 use luna_core::{
     AccountOpened, ActionName, BonusGranted, Catalog, Cents, ClawbackCause, Command, Context,

@@ -4,6 +4,10 @@ use std::sync::Arc;
 
 use luna_testkit::{FixedClock, MemoryStore};
 
+#[allow(
+    clippy::unused_async,
+    reason = "the contract macro awaits every store factory"
+)]
 async fn memory() -> Option<MemoryStore> {
     Some(MemoryStore::new(Arc::new(FixedClock::default_start())))
 }
