@@ -87,7 +87,7 @@ fn decision(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("consume_decision");
     g.bench_function("luna_core::decide", |b| {
-        b.iter(|| decide(black_box(&wallet), black_box(&command), &env))
+        b.iter(|| decide(black_box(&wallet), black_box(&command), &env));
     });
     // Baseline: the bare comparison and subtraction a consume boils down to.
     let (balance, cost) = (wallet.summary.balance.units(), 15i64);
@@ -154,7 +154,7 @@ fn narrative_fold(c: &mut Criterion) {
     g.throughput(Throughput::Elements(events.len() as u64));
     g.sample_size(20);
     g.bench_function("luna_core::narrative", |b| {
-        b.iter(|| narrative(black_box(&events), now))
+        b.iter(|| narrative(black_box(&events), now));
     });
     g.bench_function("baseline: count actions in a BTreeMap", |b| {
         b.iter(|| {
