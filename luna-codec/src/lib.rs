@@ -9,10 +9,10 @@
 use std::sync::Arc;
 
 use luna_core::{
-    AccountOpened, ActionName, AppEvent, AppSource, BonusGranted, Cents, Context, Currency, EnergyConsumed,
-    EnergyGranted, EnergyRefunded, EnergyReserved, Energy, EventKind, EventType, Id, Money, PackId, PackPurchased,
-    PaymentRef, RawJson, ReservationReleased, Revoked, SubscriptionChanged, SubscriptionRef, SubscriptionStatus,
-    Timestamp,
+    AccountOpened, ActionName, AppEvent, AppSource, BonusGranted, Cents, Context, Currency, Energy,
+    EnergyConsumed, EnergyGranted, EnergyRefunded, EnergyReserved, EventKind, EventType, Id, Money,
+    PackId, PackPurchased, PaymentRef, RawJson, ReservationReleased, Revoked, SubscriptionChanged,
+    SubscriptionRef, SubscriptionStatus, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -49,7 +49,10 @@ pub enum CodecError {
 }
 
 fn json_err(what: &str) -> impl FnOnce(serde_json::Error) -> CodecError + '_ {
-    move |source| CodecError::Json { what: what.to_owned(), source }
+    move |source| CodecError::Json {
+        what: what.to_owned(),
+        source,
+    }
 }
 
 /// An event ready to store: its type, schema version, entity key and JSON payload.
@@ -174,7 +177,10 @@ fn to_json<T: Serialize>(v: &T) -> String {
 /// Encodes a domain event as its stored payload.
 pub fn encode(kind: &EventKind) -> Encoded {
     let payload = match kind {
-        EventKind::AccountOpened(e) => to_json(&OpenedV1 { transaction_id: e.tx.to_string(), welcome: e.welcome.units() }),
+        EventKind::AccountOpened(e) => to_json(&OpenedV1 {
+            transaction_id: e.tx.to_string(),
+            welcome: e.welcome.units(),
+        }),
         EventKind::EnergyConsumed(e) => to_json(&ConsumedV1 {
             transaction_id: e.tx.to_string(),
             action: e.action.to_string(),
@@ -195,9 +201,10 @@ pub fn encode(kind: &EventKind) -> Encoded {
             expires_at_ms: e.expires_at.millis(),
             context: e.context.as_ref().map(|c| raw(c.raw())),
         }),
-        EventKind::ReservationReleased(e) => {
-            to_json(&ReleasedV1 { reservation_id: e.tx.to_string(), amount: e.amount.units() })
-        }
+        EventKind::ReservationReleased(e) => to_json(&ReleasedV1 {
+            reservation_id: e.tx.to_string(),
+            amount: e.amount.units(),
+        }),
         EventKind::EnergyRefunded(e) => to_json(&RefundedV1 {
             transaction_id: e.tx.to_string(),
             refunded_transaction_id: e.refunded_tx.to_string(),
@@ -311,7 +318,8 @@ pub fn app_event(
     event_data: &str,
     metadata: Option<&str>,
 ) -> Result<AppEvent, CodecError> {
-    let probe: EventDataProbe<'_> = serde_json::from_str(event_data).map_err(json_err("event_data"))?;
+    let probe: EventDataProbe<'_> =
+        serde_json::from_str(event_data).map_err(json_err("event_data"))?;
     let action = match probe.action {
         Some(serde_json::Value::String(s)) => Some(s),
         _ => None,
@@ -331,14 +339,24 @@ pub fn app_event(
 }
 
 /// Decodes a stored payload.
-pub fn decode(event_type: &str, schema_version: i32, payload: &str) -> Result<EventKind, CodecError> {
+pub fn decode(
+    event_type: &str,
+    schema_version: i32,
+    payload: &str,
+) -> Result<EventKind, CodecError> {
     if schema_version != SCHEMA_VERSION {
-        return Err(CodecError::UnknownVersion { event_type: event_type.to_owned(), version: schema_version });
+        return Err(CodecError::UnknownVersion {
+            event_type: event_type.to_owned(),
+            version: schema_version,
+        });
     }
     Ok(match event_type {
         "AccountOpened" => {
             let d: OpenedV1 = parse(event_type, payload)?;
-            EventKind::AccountOpened(AccountOpened { tx: id(&d.transaction_id)?, welcome: Energy::new(d.welcome) })
+            EventKind::AccountOpened(AccountOpened {
+                tx: id(&d.transaction_id)?,
+                welcome: Energy::new(d.welcome),
+            })
         }
         "EnergyConsumed" => {
             let d: ConsumedV1 = parse(event_type, payload)?;
@@ -368,7 +386,10 @@ pub fn decode(event_type: &str, schema_version: i32, payload: &str) -> Result<Ev
         }
         "ReservationReleased" => {
             let d: ReleasedV1 = parse(event_type, payload)?;
-            EventKind::ReservationReleased(ReservationReleased { tx: id(&d.reservation_id)?, amount: Energy::new(d.amount) })
+            EventKind::ReservationReleased(ReservationReleased {
+                tx: id(&d.reservation_id)?,
+                amount: Energy::new(d.amount),
+            })
         }
         "EnergyRefunded" => {
             let d: RefundedV1 = parse(event_type, payload)?;
@@ -386,7 +407,10 @@ pub fn decode(event_type: &str, schema_version: i32, payload: &str) -> Result<Ev
                 pack: valid(PackId::parse(&d.pack))?,
                 payment: valid(PaymentRef::parse(&d.payment_ref))?,
                 energy: Energy::new(d.energy),
-                price: Money::new(Cents::new(d.amount_cents), valid(Currency::parse(&d.currency))?),
+                price: Money::new(
+                    Cents::new(d.amount_cents),
+                    valid(Currency::parse(&d.currency))?,
+                ),
             })
         }
         "BonusGranted" => {
@@ -400,7 +424,11 @@ pub fn decode(event_type: &str, schema_version: i32, payload: &str) -> Result<Ev
         }
         "EnergyGranted" => {
             let d: GrantedV1 = parse(event_type, payload)?;
-            EventKind::EnergyGranted(EnergyGranted { tx: id(&d.transaction_id)?, amount: Energy::new(d.amount), reason: d.reason })
+            EventKind::EnergyGranted(EnergyGranted {
+                tx: id(&d.transaction_id)?,
+                amount: Energy::new(d.amount),
+                reason: d.reason,
+            })
         }
         "PackRevoked" | "BonusRevoked" => {
             let d: RevokedV1 = parse(event_type, payload)?;
@@ -410,14 +438,19 @@ pub fn decode(event_type: &str, schema_version: i32, payload: &str) -> Result<Ev
                 energy: Energy::new(d.energy),
                 reason: d.reason,
             };
-            if event_type == "PackRevoked" { EventKind::PackRevoked(r) } else { EventKind::BonusRevoked(r) }
+            if event_type == "PackRevoked" {
+                EventKind::PackRevoked(r)
+            } else {
+                EventKind::BonusRevoked(r)
+            }
         }
         "SubscriptionChanged" => {
             let d: SubscriptionV1 = parse(event_type, payload)?;
             EventKind::SubscriptionChanged(SubscriptionChanged {
                 subscription: valid(SubscriptionRef::parse(&d.subscription_id))?,
-                status: SubscriptionStatus::parse(&d.status)
-                    .ok_or_else(|| CodecError::Invalid(format!("subscription status {}", d.status)))?,
+                status: SubscriptionStatus::parse(&d.status).ok_or_else(|| {
+                    CodecError::Invalid(format!("subscription status {}", d.status))
+                })?,
                 current_period_end: d.current_period_end_ms.map(Timestamp::from_millis),
                 cancel_at_period_end: d.cancel_at_period_end,
                 unlimited_plan: d.unlimited_plan,
@@ -451,7 +484,11 @@ pub struct MetadataDto {
 }
 
 /// Encodes event metadata.
-pub fn encode_metadata(actor: Option<&str>, correlation_id: Option<&str>, idempotency_key: Option<&str>) -> String {
+pub fn encode_metadata(
+    actor: Option<&str>,
+    correlation_id: Option<&str>,
+    idempotency_key: Option<&str>,
+) -> String {
     to_json(&MetadataDto {
         actor: actor.map(str::to_owned),
         correlation_id: correlation_id.map(str::to_owned),
@@ -462,4 +499,79 @@ pub fn encode_metadata(actor: Option<&str>, correlation_id: Option<&str>, idempo
 /// Decodes event metadata.
 pub fn decode_metadata(text: &str) -> Result<MetadataDto, CodecError> {
     serde_json::from_str(text).map_err(json_err("metadata"))
+}
+
+/// The columns of a stored event row, as read back.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// Global position.
+    pub position: i64,
+    /// Event id (UUID text).
+    pub event_id: String,
+    /// Stream id.
+    pub stream_id: String,
+    /// Version in the stream.
+    pub version: i64,
+    /// Type name.
+    pub event_type: String,
+    /// Schema version.
+    pub schema_version: i32,
+    /// Payload JSON.
+    pub payload: String,
+    /// Metadata JSON.
+    pub metadata: String,
+    /// `occurred_at`, ms since the epoch.
+    pub occurred_at_ms: i64,
+    /// `recorded_at`, ms since the epoch.
+    pub recorded_at_ms: i64,
+}
+
+/// Decodes a stored row into the port's recorded event.
+pub fn decode_row(row: EventRow) -> Result<luna_ports::RecordedEvent, CodecError> {
+    let kind = decode(&row.event_type, row.schema_version, &row.payload)?;
+    let meta = decode_metadata(&row.metadata)?;
+    Ok(luna_ports::RecordedEvent {
+        event_id: id(&row.event_id)?,
+        stream: valid(luna_core::UserId::parse(&row.stream_id))?,
+        version: u64::try_from(row.version).map_err(|_| CodecError::Invalid("version".into()))?,
+        position: u64::try_from(row.position)
+            .map_err(|_| CodecError::Invalid("position".into()))?,
+        event: luna_core::Event {
+            occurred_at: Timestamp::from_millis(row.occurred_at_ms),
+            kind,
+        },
+        metadata: luna_ports::EventMetadata {
+            actor: meta.actor,
+            correlation_id: meta.correlation_id,
+            idempotency_key: meta.idempotency_key,
+        },
+        recorded_at: Timestamp::from_millis(row.recorded_at_ms),
+    })
+}
+
+/// The columns of an event to insert.
+#[derive(Debug, Clone)]
+pub struct NewEventRow {
+    /// Event id (UUID text).
+    pub event_id: String,
+    /// Type, schema version, entity key and payload.
+    pub encoded: Encoded,
+    /// Metadata JSON.
+    pub metadata: String,
+    /// `occurred_at`, ms since the epoch.
+    pub occurred_at_ms: i64,
+}
+
+/// Encodes an event to insert.
+pub fn encode_new(e: &luna_ports::NewEvent) -> NewEventRow {
+    NewEventRow {
+        event_id: e.event_id.to_string(),
+        encoded: encode(&e.event.kind),
+        metadata: encode_metadata(
+            e.metadata.actor.as_deref(),
+            e.metadata.correlation_id.as_deref(),
+            e.metadata.idempotency_key.as_deref(),
+        ),
+        occurred_at_ms: e.event.occurred_at.millis(),
+    }
 }

@@ -47,7 +47,11 @@ pub fn encode_summary(s: &Summary) -> String {
         holds: s
             .holds
             .iter()
-            .map(|(id, h)| HoldV1 { id: id.to_string(), amount: h.amount.units(), expires_at_ms: h.expires_at.millis() })
+            .map(|(id, h)| HoldV1 {
+                id: id.to_string(),
+                amount: h.amount.units(),
+                expires_at_ms: h.expires_at.millis(),
+            })
             .collect(),
         has_purchased: s.has_purchased,
         total_consumed: s.total_consumed,
@@ -73,10 +77,15 @@ pub fn encode_summary(s: &Summary) -> String {
 
 /// Decodes a projection row's summary.
 pub fn decode_summary(text: &str) -> Result<Summary, CodecError> {
-    let d: SummaryV1 =
-        serde_json::from_str(text).map_err(|source| CodecError::Json { what: "summary".into(), source })?;
+    let d: SummaryV1 = serde_json::from_str(text).map_err(|source| CodecError::Json {
+        what: "summary".into(),
+        source,
+    })?;
     if d.v != 1 {
-        return Err(CodecError::UnknownVersion { event_type: "summary".into(), version: i32::try_from(d.v).unwrap_or(-1) });
+        return Err(CodecError::UnknownVersion {
+            event_type: "summary".into(),
+            version: i32::try_from(d.v).unwrap_or(-1),
+        });
     }
     let mut s = Summary {
         opened_at: d.opened_at_ms.map(Timestamp::from_millis),
@@ -90,12 +99,18 @@ pub fn decode_summary(text: &str) -> Result<Summary, CodecError> {
     };
     for h in d.holds {
         let id = Id::parse(&h.id).map_err(|e| CodecError::Invalid(e.to_string()))?;
-        s.holds.insert(id, OpenHold { amount: Energy::new(h.amount), expires_at: Timestamp::from_millis(h.expires_at_ms) });
+        s.holds.insert(
+            id,
+            OpenHold {
+                amount: Energy::new(h.amount),
+                expires_at: Timestamp::from_millis(h.expires_at_ms),
+            },
+        );
     }
     for x in d.subscriptions {
         let id = SubscriptionRef::parse(&x.id).map_err(|e| CodecError::Invalid(e.to_string()))?;
-        let status =
-            SubscriptionStatus::parse(&x.status).ok_or_else(|| CodecError::Invalid(format!("status {}", x.status)))?;
+        let status = SubscriptionStatus::parse(&x.status)
+            .ok_or_else(|| CodecError::Invalid(format!("status {}", x.status)))?;
         s.subscriptions.insert(
             id,
             SubscriptionState {

@@ -10,18 +10,32 @@ use proptest::prelude::*;
 fn every_kind_of_event_round_trips() {
     for e in every_kind_history() {
         let enc = encode(&e.kind);
-        assert_eq!(decode(&enc.event_type, enc.schema_version, &enc.payload).unwrap(), e.kind, "{}", enc.payload);
+        assert_eq!(
+            decode(&enc.event_type, enc.schema_version, &enc.payload).unwrap(),
+            e.kind,
+            "{}",
+            enc.payload
+        );
     }
 }
 
 #[test]
 fn client_json_is_kept_verbatim() {
     let data = r#"{ "action" : "mirror_match", "context": {"target_role":"Dev", "n": 1.50e3, "k":{"z":1,"a":2}} }"#;
-    let ev = app_event(EventType::parse("x.y").unwrap(), AppSource::parse("cv").unwrap(), data, Some("{\"b\":1, \"a\":2}")).unwrap();
+    let ev = app_event(
+        EventType::parse("x.y").unwrap(),
+        AppSource::parse("cv").unwrap(),
+        data,
+        Some("{\"b\":1, \"a\":2}"),
+    )
+    .unwrap();
     assert_eq!(ev.action.as_deref(), Some("mirror_match"));
     assert_eq!(ev.context.as_ref().unwrap().target_role(), Some("Dev"));
     let enc = encode(&luna_core::EventKind::AppEvent(ev));
-    let luna_core::EventKind::AppEvent(back) = decode(&enc.event_type, 1, &enc.payload).unwrap() else { panic!() };
+    let luna_core::EventKind::AppEvent(back) = decode(&enc.event_type, 1, &enc.payload).unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(back.data.as_str(), data);
     assert_eq!(back.metadata.unwrap().as_str(), "{\"b\":1, \"a\":2}");
 }

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod contract;
 pub mod memory;
+pub mod storm;
 pub mod strategies;
 
 pub use clock::{FixedClock, SequentialIds};

@@ -1,0 +1,466 @@
+//! Luna's embedded store: every storage port over SQLite.
+//!
+//! WAL mode, a busy timeout, one writer connection (SQLite has one writer at a time; a single
+//! connection turns contention into queueing instead of `SQLITE_BUSY`) and a pool of readers.
+//! An append writes its events, the stream's summary row and the idempotency record in one
+//! transaction; a duplicate `(stream_id, version)` or idempotency key is a `Conflict`, detected
+//! by error code. The `event` table refuses UPDATE and DELETE (triggers).
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use luna_codec::{EventRow, decode_row, decode_summary, encode_new, encode_summary};
+use luna_core::{EntityRef, Timestamp, UserId};
+use luna_ports::{
+    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, LoadedWallet,
+    PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse, StoredSummary, StreamPage,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+/// The default database of `luna serve`.
+pub const DEFAULT_URL: &str = "sqlite://./luna-data/luna.db";
+/// How long a statement waits for a lock held by another process before failing `Busy`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reader connections.
+pub const READERS: u32 = 4;
+
+const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, event_type, schema_version, payload, metadata, \
+                             occurred_at_ms, recorded_at_ms";
+
+/// How the store syncs commits to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: a commit survives power loss (default: this is money).
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: a commit survives a crash of the process, not of the machine.
+    Normal,
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    clock: Arc<dyn Clock>,
+    fail_after_event_insert: AtomicBool,
+}
+
+/// Maps a driver error to the port's error, by error code, never by message.
+pub fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+            Some("5" | "6" | "261" | "262" | "517" | "773") => StoreError::Busy,
+            _ => StoreError::backend(e),
+        },
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::backend(e),
+    }
+}
+
+fn i64_of(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::backend(std::io::Error::other("value out of range")))
+}
+
+fn event_row(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let row = EventRow {
+        position: r.try_get("position").map_err(map_err)?,
+        event_id: r.try_get("event_id").map_err(map_err)?,
+        stream_id: r.try_get("stream_id").map_err(map_err)?,
+        version: r.try_get("version").map_err(map_err)?,
+        event_type: r.try_get("event_type").map_err(map_err)?,
+        schema_version: r.try_get("schema_version").map_err(map_err)?,
+        payload: r.try_get("payload").map_err(map_err)?,
+        metadata: r.try_get("metadata").map_err(map_err)?,
+        occurred_at_ms: r.try_get("occurred_at_ms").map_err(map_err)?,
+        recorded_at_ms: r.try_get("recorded_at_ms").map_err(map_err)?,
+    };
+    decode_row(row).map_err(StoreError::backend)
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its folder if needed) and migrates a database.
+    pub async fn connect(
+        url: &str,
+        clock: Arc<dyn Clock>,
+        durability: Durability,
+    ) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::backend)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let filename = options.get_filename().to_path_buf();
+        let in_memory =
+            filename.as_os_str().is_empty() || filename.to_string_lossy().contains(":memory:");
+        if !in_memory {
+            if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+            }
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations")
+            .run(&writer)
+            .await
+            .map_err(StoreError::backend)?;
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READERS)
+                .connect_with(options.read_only(true))
+                .await
+                .map_err(map_err)?
+        };
+        Ok(SqliteStore {
+            writer,
+            reader,
+            clock,
+            fail_after_event_insert: AtomicBool::new(false),
+        })
+    }
+
+    /// The writer pool (for operators' tools and tests).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// Makes the next append fail after inserting its events and before writing the
+    /// projection, to prove the transaction leaves neither (tests only).
+    #[doc(hidden)]
+    pub fn inject_failure_after_event_insert(&self) {
+        self.fail_after_event_insert.store(true, Ordering::SeqCst);
+    }
+
+    async fn append_in(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        batch: AppendBatch<'_>,
+        now: Timestamp,
+    ) -> Result<Appended, StoreError> {
+        let stream = batch.stream.as_str();
+        let mut receipts = Vec::with_capacity(batch.events.len());
+        for (i, e) in batch.events.iter().enumerate() {
+            let row = encode_new(e);
+            let version = batch.expected_version + 1 + i as u64;
+            let position: i64 = sqlx::query_scalar(
+                "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
+                 metadata, occurred_at_ms, recorded_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
+            )
+            .bind(&row.event_id)
+            .bind(stream)
+            .bind(i64_of(version)?)
+            .bind(&row.encoded.event_type)
+            .bind(row.encoded.schema_version)
+            .bind(row.encoded.entity.as_deref())
+            .bind(&row.encoded.payload)
+            .bind(&row.metadata)
+            .bind(row.occurred_at_ms)
+            .bind(now.millis())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            receipts.push(Receipt {
+                event_id: e.event_id,
+                version,
+                position: u64::try_from(position).unwrap_or(0),
+                recorded_at: now,
+            });
+        }
+        if self.fail_after_event_insert.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::other(
+                "injected failure after the event insert",
+            )));
+        }
+        let new_version = i64_of(batch.expected_version + batch.events.len() as u64)?;
+        let summary = encode_summary(batch.summary);
+        let written = if batch.expected_version == 0 {
+            sqlx::query("INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) VALUES (?, ?, ?, ?, ?)")
+                .bind(stream)
+                .bind(new_version)
+                .bind(batch.summary.balance.units())
+                .bind(&summary)
+                .bind(now.millis())
+                .execute(&mut **tx)
+                .await
+        } else {
+            sqlx::query(
+                "UPDATE wallet SET version = ?, balance = ?, summary = ?, updated_at_ms = ? \
+                 WHERE stream_id = ? AND version = ?",
+            )
+            .bind(new_version)
+            .bind(batch.summary.balance.units())
+            .bind(&summary)
+            .bind(now.millis())
+            .bind(stream)
+            .bind(i64_of(batch.expected_version)?)
+            .execute(&mut **tx)
+            .await
+        }
+        .map_err(map_err)?;
+        if written.rows_affected() != 1 {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(p) = batch.idempotency {
+            let (key, fingerprint, created_at) = (p.key, p.fingerprint, p.created_at);
+            if let Some(response) = (p.render)(&receipts) {
+                insert_idempotency(
+                    &mut **tx,
+                    &IdempotencyRecord {
+                        key,
+                        fingerprint,
+                        response,
+                        created_at,
+                    },
+                )
+                .await?;
+            }
+        }
+        Ok(Appended { receipts })
+    }
+}
+
+async fn insert_idempotency<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+    executor: E,
+    r: &IdempotencyRecord,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO idempotency (key, fingerprint, status, body, created_at_ms) VALUES (?, ?, ?, ?, ?)")
+        .bind(&r.key)
+        .bind(&r.fingerprint)
+        .bind(i64::from(r.response.status))
+        .bind(&r.response.body)
+        .bind(r.created_at.millis())
+        .execute(executor)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+        if batch.events.is_empty() {
+            return Err(StoreError::backend(std::io::Error::other("empty append")));
+        }
+        let now = self.clock.now();
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        match self.append_in(&mut tx, batch, now).await {
+            Ok(appended) => {
+                tx.commit().await.map_err(map_err)?;
+                Ok(appended)
+            }
+            Err(e) => {
+                // Dropping the transaction would roll back too; do it now to free the writer.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn load(
+        &self,
+        stream: &UserId,
+        entities: &[EntityRef],
+    ) -> Result<LoadedWallet, StoreError> {
+        let Some(row) = sqlx::query("SELECT version, summary FROM wallet WHERE stream_id = ?")
+            .bind(stream.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(LoadedWallet::default());
+        };
+        let version: i64 = row.try_get("version").map_err(map_err)?;
+        let summary: String = row.try_get("summary").map_err(map_err)?;
+        let mut entity_events = Vec::new();
+        if !entities.is_empty() {
+            let marks = vec!["?"; entities.len()].join(", ");
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? AND entity IN ({marks}) ORDER BY position"
+            );
+            let mut q = sqlx::query(&sql).bind(stream.as_str());
+            for e in entities {
+                q = q.bind(e.key());
+            }
+            for r in q.fetch_all(&self.reader).await.map_err(map_err)? {
+                entity_events.push(event_row(&r)?);
+            }
+        }
+        Ok(LoadedWallet {
+            version: u64::try_from(version).unwrap_or(0),
+            summary: decode_summary(&summary).map_err(StoreError::backend)?,
+            entity_events,
+        })
+    }
+
+    async fn read_stream(&self, stream: &UserId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? ORDER BY position");
+        let rows = sqlx::query(&sql)
+            .bind(stream.as_str())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn read_page(&self, stream: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM event WHERE stream_id = ? AND (? IS NULL OR event_type = ?)",
+        )
+        .bind(stream.as_str())
+        .bind(q.event_type)
+        .bind(q.event_type)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? AND (? IS NULL OR event_type = ?) \
+             AND (? IS NULL OR position < ?) ORDER BY position DESC LIMIT ?"
+        );
+        let before = q.before_position.map(i64_of).transpose()?;
+        let rows = sqlx::query(&sql)
+            .bind(stream.as_str())
+            .bind(q.event_type)
+            .bind(q.event_type)
+            .bind(before)
+            .bind(before)
+            .bind(i64_of(q.limit as u64 + 1)?)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        let mut events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+        let has_more = events.len() > q.limit;
+        events.truncate(q.limit);
+        Ok(StreamPage {
+            events,
+            total_count: u64::try_from(total).unwrap_or(0),
+            has_more,
+        })
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM event WHERE position > ? ORDER BY position LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64_of(after_position)?)
+            .bind(i64_of(limit as u64)?)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn find_stream(&self, entity: &EntityRef) -> Result<Option<UserId>, StoreError> {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT stream_id FROM event WHERE entity = ? LIMIT 1")
+                .bind(entity.key())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(map_err)?;
+        found
+            .map(|s| UserId::parse(&s).map_err(StoreError::backend))
+            .transpose()
+    }
+
+    async fn summaries(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT stream_id, version, summary FROM wallet WHERE stream_id > ? ORDER BY stream_id LIMIT ?",
+        )
+        .bind(after.map_or("", UserId::as_str))
+        .bind(i64_of(limit as u64)?)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let stream: String = r.try_get("stream_id").map_err(map_err)?;
+                let version: i64 = r.try_get("version").map_err(map_err)?;
+                let summary: String = r.try_get("summary").map_err(map_err)?;
+                Ok(StoredSummary {
+                    stream: UserId::parse(&stream).map_err(StoreError::backend)?,
+                    version: u64::try_from(version).unwrap_or(0),
+                    summary: decode_summary(&summary).map_err(StoreError::backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        // Read from the writer: a record written a moment ago must be seen by a retry.
+        let row = sqlx::query(
+            "SELECT fingerprint, status, body, created_at_ms FROM idempotency WHERE key = ?",
+        )
+        .bind(key)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| {
+            let status: i64 = r.try_get("status").map_err(map_err)?;
+            Ok(IdempotencyRecord {
+                key: key.to_owned(),
+                fingerprint: r.try_get("fingerprint").map_err(map_err)?,
+                response: StoredResponse {
+                    status: u16::try_from(status).unwrap_or(500),
+                    body: r.try_get("body").map_err(map_err)?,
+                },
+                created_at: Timestamp::from_millis(r.try_get("created_at_ms").map_err(map_err)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn put(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
+        insert_idempotency(&self.writer, &record).await
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency WHERE created_at_ms < ?")
+            .bind(before.millis())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,136 @@
+//! The SQLite store: the shared port contract suite, the database-enforced append-only rule,
+//! atomicity of an append, and the concurrency storm.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use luna_adapters_sqlite::{Durability, SqliteStore};
+use luna_app::Hub;
+use luna_core::{Catalog, Policy};
+use luna_ports::{EventStore, StoreError};
+use luna_testkit::contract::{append_on, every_kind_history, unique_user};
+use luna_testkit::storm::{StormPlan, storm};
+use luna_testkit::{FixedClock, SequentialIds};
+
+fn fresh_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "luna-sqlite-{}-{}-{}",
+        std::process::id(),
+        name,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    dir.join("nested").join("luna.db")
+}
+
+async fn open(name: &str) -> SqliteStore {
+    let url = format!("sqlite://{}", fresh_path(name).display());
+    SqliteStore::connect(
+        &url,
+        Arc::new(FixedClock::default_start()),
+        Durability::Full,
+    )
+    .await
+    .expect("open sqlite")
+}
+
+async fn fresh_store() -> Option<SqliteStore> {
+    Some(open("contract").await)
+}
+
+mod contract {
+    luna_testkit::store_contract_tests!(super::fresh_store);
+}
+
+#[tokio::test]
+async fn connecting_creates_the_database_file_and_its_folder() {
+    let path = fresh_path("create");
+    assert!(!path.parent().expect("parent").exists());
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::connect(
+        &url,
+        Arc::new(FixedClock::default_start()),
+        Durability::Full,
+    )
+    .await
+    .expect("open");
+    store.ping().await.expect("ping");
+    assert!(path.exists());
+}
+
+#[tokio::test]
+async fn update_and_delete_on_event_are_refused_by_the_database() {
+    let store = open("append-only").await;
+    let u = unique_user("ao");
+    append_on(&store, &u, &[], &every_kind_history()[..2])
+        .await
+        .expect("append");
+    let update = sqlx::query("UPDATE event SET payload = '{}' WHERE stream_id = ?")
+        .bind(u.as_str())
+        .execute(store.pool())
+        .await;
+    assert!(update.is_err(), "UPDATE on event must fail");
+    let delete = sqlx::query("DELETE FROM event WHERE stream_id = ?")
+        .bind(u.as_str())
+        .execute(store.pool())
+        .await;
+    assert!(delete.is_err(), "DELETE on event must fail");
+    assert_eq!(store.read_stream(&u).await.expect("read").len(), 2);
+}
+
+#[tokio::test]
+async fn a_failure_between_the_event_insert_and_the_projection_write_leaves_neither() {
+    let store = open("atomic").await;
+    let u = unique_user("atomic");
+    let history = every_kind_history();
+    append_on(&store, &u, &[], &history[..2])
+        .await
+        .expect("append");
+    let before = store.load(&u, &[]).await.expect("load");
+    store.inject_failure_after_event_insert();
+    let err = append_on(&store, &u, &history[..2], &history[2..4])
+        .await
+        .expect_err("injected failure");
+    assert!(matches!(err, StoreError::Backend(_)), "got {err:?}");
+    assert_eq!(
+        store.read_stream(&u).await.expect("read").len(),
+        2,
+        "no event of the failed append"
+    );
+    assert_eq!(
+        store.load(&u, &[]).await.expect("load"),
+        before,
+        "projection untouched"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event WHERE stream_id = ?")
+        .bind(u.as_str())
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(count, 2);
+    // and the stream is still writable at its real version
+    append_on(&store, &u, &history[..2], &history[2..4])
+        .await
+        .expect("append after rollback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_storm_of_concurrent_consumes_never_overdraws_and_loses_nothing() {
+    let clock = Arc::new(FixedClock::default_start());
+    let url = format!("sqlite://{}", fresh_path("storm").display());
+    let store = Arc::new(
+        SqliteStore::connect(&url, clock.clone(), Durability::Full)
+            .await
+            .expect("open"),
+    );
+    let hub = Arc::new(Hub::new(
+        store,
+        clock,
+        Arc::new(SequentialIds::new(7)),
+        Arc::new(Catalog::builtin()),
+        Policy::default(),
+    ));
+    let report = storm(&[hub], StormPlan::FULL, "sqlite-storm").await;
+    println!("{report:?}");
+}
