@@ -1,1 +1,454 @@
+//! Luna's production store: every storage port over PostgreSQL.
+//!
+//! An append writes its events, the stream's summary row and the idempotency record in one
+//! transaction. Two writers of one stream collide on the `(stream_id, version)` unique key (the
+//! second waits for the first, then fails with SQLSTATE 23505): that is the optimistic
+//! `Conflict`, detected by code. Every statement touches one stream, so a store sharded by
+//! `stream_id` keeps each transaction on one shard. The `event` table refuses UPDATE, DELETE
+//! and TRUNCATE (triggers).
 
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use luna_codec::{EventRow, decode_row, decode_summary, encode_new, encode_summary};
+use luna_core::{EntityRef, Timestamp, UserId};
+use luna_ports::{
+    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, LoadedWallet,
+    PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse, StoredSummary, StreamPage,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+/// Connections per pool.
+pub const POOL_SIZE: u32 = 16;
+/// How long a request waits for a free connection before the database counts as unavailable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+const EVENT_COLUMNS: &str = "position, event_id::text AS event_id, stream_id, version, event_type, schema_version, \
+                             payload::text AS payload, metadata::text AS metadata, occurred_at_ms, recorded_at_ms";
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    fail_after_event_insert: AtomicBool,
+}
+
+/// Maps a driver error to the port's error, by SQLSTATE, never by message.
+pub fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // serialization_failure, deadlock_detected, lock_not_available
+            Some("40001" | "40P01" | "55P03") => StoreError::Busy,
+            // connection exceptions, admin shutdown, cannot connect now, too many connections
+            Some(c) if c.starts_with("08") || c == "57P01" || c == "57P03" || c == "53300" => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::backend(e),
+        },
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::backend(e),
+    }
+}
+
+fn i64_of(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::backend(std::io::Error::other("value out of range")))
+}
+
+fn event_row(r: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let row = EventRow {
+        position: r.try_get("position").map_err(map_err)?,
+        event_id: r.try_get("event_id").map_err(map_err)?,
+        stream_id: r.try_get("stream_id").map_err(map_err)?,
+        version: r.try_get("version").map_err(map_err)?,
+        event_type: r.try_get("event_type").map_err(map_err)?,
+        schema_version: r.try_get("schema_version").map_err(map_err)?,
+        payload: r.try_get("payload").map_err(map_err)?,
+        metadata: r.try_get("metadata").map_err(map_err)?,
+        occurred_at_ms: r.try_get("occurred_at_ms").map_err(map_err)?,
+        recorded_at_ms: r.try_get("recorded_at_ms").map_err(map_err)?,
+    };
+    decode_row(&row).map_err(StoreError::backend)
+}
+
+impl PgStore {
+    /// Connects and migrates. `schema`, when given, is created if needed and used as the
+    /// search path (tests use a fresh schema each).
+    pub async fn connect(
+        url: &str,
+        schema: Option<&str>,
+        pool_size: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<PgStore, StoreError> {
+        let mut options = PgConnectOptions::from_str(url).map_err(StoreError::backend)?;
+        if let Some(schema) = schema {
+            if !schema
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_')
+            {
+                return Err(StoreError::backend(std::io::Error::other(
+                    "schema names are [A-Za-z0-9_]",
+                )));
+            }
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await
+                .map_err(map_err)?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .execute(&admin)
+                .await
+                .map_err(map_err)?;
+            admin.close().await;
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(PgStore {
+            pool,
+            clock,
+            fail_after_event_insert: AtomicBool::new(false),
+        })
+    }
+
+    /// The pool (for operators' tools and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Makes the next append fail after inserting its events and before writing the
+    /// projection, to prove the transaction leaves neither (tests only).
+    #[doc(hidden)]
+    pub fn inject_failure_after_event_insert(&self) {
+        self.fail_after_event_insert.store(true, Ordering::SeqCst);
+    }
+
+    async fn append_in(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        batch: AppendBatch<'_>,
+        now: Timestamp,
+    ) -> Result<Appended, StoreError> {
+        let stream = batch.stream.as_str();
+        let mut receipts = Vec::with_capacity(batch.events.len());
+        for (i, e) in batch.events.iter().enumerate() {
+            let row = encode_new(e);
+            let version = batch.expected_version + 1 + i as u64;
+            let position: i64 = sqlx::query_scalar(
+                "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
+                 metadata, occurred_at_ms, recorded_at_ms) \
+                 VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10) RETURNING position",
+            )
+            .bind(&row.event_id)
+            .bind(stream)
+            .bind(i64_of(version)?)
+            .bind(&row.encoded.event_type)
+            .bind(row.encoded.schema_version)
+            .bind(row.encoded.entity.as_deref())
+            .bind(&row.encoded.payload)
+            .bind(&row.metadata)
+            .bind(row.occurred_at_ms)
+            .bind(now.millis())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            receipts.push(Receipt {
+                event_id: e.event_id,
+                version,
+                position: u64::try_from(position).unwrap_or(0),
+                recorded_at: now,
+            });
+        }
+        if self.fail_after_event_insert.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::other(
+                "injected failure after the event insert",
+            )));
+        }
+        let new_version = i64_of(batch.expected_version + batch.events.len() as u64)?;
+        let summary = encode_summary(batch.summary);
+        let written = if batch.expected_version == 0 {
+            sqlx::query(
+                "INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4::json, $5)",
+            )
+            .bind(stream)
+            .bind(new_version)
+            .bind(batch.summary.balance.units())
+            .bind(&summary)
+            .bind(now.millis())
+            .execute(&mut **tx)
+            .await
+        } else {
+            sqlx::query(
+                "UPDATE wallet SET version = $1, balance = $2, summary = $3::json, updated_at_ms = $4 \
+                 WHERE stream_id = $5 AND version = $6",
+            )
+            .bind(new_version)
+            .bind(batch.summary.balance.units())
+            .bind(&summary)
+            .bind(now.millis())
+            .bind(stream)
+            .bind(i64_of(batch.expected_version)?)
+            .execute(&mut **tx)
+            .await
+        }
+        .map_err(map_err)?;
+        if written.rows_affected() != 1 {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(p) = batch.idempotency {
+            let (key, fingerprint, created_at) = (p.key, p.fingerprint, p.created_at);
+            if let Some(response) = (p.render)(&receipts) {
+                insert_idempotency(
+                    &mut **tx,
+                    &IdempotencyRecord {
+                        key,
+                        fingerprint,
+                        response,
+                        created_at,
+                    },
+                )
+                .await?;
+            }
+        }
+        Ok(Appended { receipts })
+    }
+}
+
+async fn insert_idempotency<'e, E: sqlx::Executor<'e, Database = Postgres>>(
+    executor: E,
+    r: &IdempotencyRecord,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO idempotency (key, fingerprint, status, body, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&r.key)
+        .bind(&r.fingerprint)
+        .bind(i32::from(r.response.status))
+        .bind(&r.response.body)
+        .bind(r.created_at.millis())
+        .execute(executor)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
+        if batch.events.is_empty() {
+            return Err(StoreError::backend(std::io::Error::other("empty append")));
+        }
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        match self.append_in(&mut tx, batch, now).await {
+            Ok(appended) => {
+                tx.commit().await.map_err(map_err)?;
+                Ok(appended)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn load(
+        &self,
+        stream: &UserId,
+        entities: &[EntityRef],
+    ) -> Result<LoadedWallet, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT version, summary::text AS summary FROM wallet WHERE stream_id = $1",
+        )
+        .bind(stream.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        else {
+            return Ok(LoadedWallet::default());
+        };
+        let version: i64 = row.try_get("version").map_err(map_err)?;
+        let summary: String = row.try_get("summary").map_err(map_err)?;
+        let mut entity_events = Vec::new();
+        if !entities.is_empty() {
+            let keys: Vec<String> = entities.iter().map(EntityRef::key).collect();
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = $1 AND entity = ANY($2) ORDER BY position"
+            );
+            for r in sqlx::query(&sql)
+                .bind(stream.as_str())
+                .bind(&keys)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+            {
+                entity_events.push(event_row(&r)?);
+            }
+        }
+        Ok(LoadedWallet {
+            version: u64::try_from(version).unwrap_or(0),
+            summary: decode_summary(&summary).map_err(StoreError::backend)?,
+            entity_events,
+        })
+    }
+
+    async fn read_stream(&self, stream: &UserId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = $1 ORDER BY position");
+        let rows = sqlx::query(&sql)
+            .bind(stream.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn read_page(&self, stream: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM event WHERE stream_id = $1 AND ($2::text IS NULL OR event_type = $2)",
+        )
+        .bind(stream.as_str())
+        .bind(q.event_type)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = $1 AND ($2::text IS NULL OR event_type = $2) \
+             AND ($3::bigint IS NULL OR position < $3) ORDER BY position DESC LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(stream.as_str())
+            .bind(q.event_type)
+            .bind(q.before_position.map(i64_of).transpose()?)
+            .bind(i64_of(q.limit as u64 + 1)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let mut events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+        let has_more = events.len() > q.limit;
+        events.truncate(q.limit);
+        Ok(StreamPage {
+            events,
+            total_count: u64::try_from(total).unwrap_or(0),
+            has_more,
+        })
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM event WHERE position > $1 ORDER BY position LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64_of(after_position)?)
+            .bind(i64_of(limit as u64)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn find_stream(&self, entity: &EntityRef) -> Result<Option<UserId>, StoreError> {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT stream_id FROM event WHERE entity = $1 LIMIT 1")
+                .bind(entity.key())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        found
+            .map(|s| UserId::parse(&s).map_err(StoreError::backend))
+            .transpose()
+    }
+
+    async fn summaries(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT stream_id, version, summary::text AS summary FROM wallet \
+             WHERE stream_id COLLATE \"C\" > $1 ORDER BY stream_id COLLATE \"C\" LIMIT $2",
+        )
+        .bind(after.map_or("", UserId::as_str))
+        .bind(i64_of(limit as u64)?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let stream: String = r.try_get("stream_id").map_err(map_err)?;
+                let version: i64 = r.try_get("version").map_err(map_err)?;
+                let summary: String = r.try_get("summary").map_err(map_err)?;
+                Ok(StoredSummary {
+                    stream: UserId::parse(&stream).map_err(StoreError::backend)?,
+                    version: u64::try_from(version).unwrap_or(0),
+                    summary: decode_summary(&summary).map_err(StoreError::backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for PgStore {
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, status, body, created_at_ms FROM idempotency WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| {
+            let status: i32 = r.try_get("status").map_err(map_err)?;
+            Ok(IdempotencyRecord {
+                key: key.to_owned(),
+                fingerprint: r.try_get("fingerprint").map_err(map_err)?,
+                response: StoredResponse {
+                    status: u16::try_from(status).unwrap_or(500),
+                    body: r.try_get("body").map_err(map_err)?,
+                },
+                created_at: Timestamp::from_millis(r.try_get("created_at_ms").map_err(map_err)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn put(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
+        insert_idempotency(&self.pool, &record).await
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency WHERE created_at_ms < $1")
+            .bind(before.millis())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}

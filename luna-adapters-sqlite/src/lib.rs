@@ -85,7 +85,7 @@ fn event_row(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         occurred_at_ms: r.try_get("occurred_at_ms").map_err(map_err)?,
         recorded_at_ms: r.try_get("recorded_at_ms").map_err(map_err)?,
     };
-    decode_row(row).map_err(StoreError::backend)
+    decode_row(&row).map_err(StoreError::backend)
 }
 
 impl SqliteStore {

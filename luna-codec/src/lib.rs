@@ -339,6 +339,10 @@ pub fn app_event(
 }
 
 /// Decodes a stored payload.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per stored type, each a plain field mapping"
+)]
 pub fn decode(
     event_type: &str,
     schema_version: i32,
@@ -527,7 +531,7 @@ pub struct EventRow {
 }
 
 /// Decodes a stored row into the port's recorded event.
-pub fn decode_row(row: EventRow) -> Result<luna_ports::RecordedEvent, CodecError> {
+pub fn decode_row(row: &EventRow) -> Result<luna_ports::RecordedEvent, CodecError> {
     let kind = decode(&row.event_type, row.schema_version, &row.payload)?;
     let meta = decode_metadata(&row.metadata)?;
     Ok(luna_ports::RecordedEvent {

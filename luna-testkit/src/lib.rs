@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod contract;
 pub mod memory;
+pub mod pg;
 pub mod storm;
 pub mod strategies;
 

@@ -106,7 +106,7 @@ async fn task(
                 };
                 match hub.consume(req, &meta, Some(&idem)).await.expect("replay") {
                     Reply::Replayed(r) => {
-                        assert_eq!(&r, first, "a replay differs from the first answer")
+                        assert_eq!(&r, first, "a replay differs from the first answer");
                     }
                     Reply::Fresh(o) => panic!("a repeated key applied again: {o:?}"),
                 }
@@ -198,14 +198,14 @@ pub async fn storm(hubs: &[Arc<Hub>], plan: StormPlan, prefix: &str) -> StormRep
             consume_events as u64, n,
             "{u}: one event per successful consume"
         );
-        let plain: Vec<_> = events.iter().map(|e| e.event.clone()).collect();
-        for row in luna_core::history::transactions(&plain) {
+        let decided: Vec<_> = events.iter().map(|e| e.event.clone()).collect();
+        for row in luna_core::history::transactions(&decided) {
             assert!(
                 row.energy_after.units() >= 0,
                 "{u}: balance went below zero"
             );
         }
-        let wallet = Wallet::fold(&plain);
+        let wallet = Wallet::fold(&decided);
         let expected =
             welcome + i64::try_from(g).expect("fits") - i64::try_from(energy).expect("fits");
         assert_eq!(

@@ -1,0 +1,121 @@
+//! The PostgreSQL store: the shared port contract suite, the database-enforced append-only
+//! rule, atomicity of an append, and the concurrency storm through two pools standing in for
+//! two hub instances. Skipped (with a message) without `LUNA_TEST_DATABASE_URL`; required
+//! under CI.
+
+use std::sync::Arc;
+
+use luna_adapters_postgres::{POOL_SIZE, PgStore};
+use luna_app::Hub;
+use luna_core::{Catalog, Policy};
+use luna_ports::{EventStore, StoreError};
+use luna_testkit::contract::{append_on, every_kind_history, unique_user};
+use luna_testkit::pg::{database_url, fresh_schema};
+use luna_testkit::storm::{StormPlan, storm};
+use luna_testkit::{FixedClock, SequentialIds};
+
+async fn open(test: &str, schema: &str, clock: Arc<FixedClock>) -> Option<PgStore> {
+    let url = database_url(test)?;
+    Some(
+        PgStore::connect(&url, Some(schema), POOL_SIZE, clock)
+            .await
+            .expect("connect to LUNA_TEST_DATABASE_URL"),
+    )
+}
+
+async fn fresh_store() -> Option<PgStore> {
+    open(
+        "postgres contract",
+        &fresh_schema("contract"),
+        Arc::new(FixedClock::default_start()),
+    )
+    .await
+}
+
+mod contract {
+    luna_testkit::store_contract_tests!(super::fresh_store);
+}
+
+#[tokio::test]
+async fn update_delete_and_truncate_on_event_are_refused_by_the_database() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let u = unique_user("ao");
+    append_on(&store, &u, &[], &every_kind_history()[..2])
+        .await
+        .expect("append");
+    let update = sqlx::query("UPDATE event SET event_type = 'x' WHERE stream_id = $1")
+        .bind(u.as_str())
+        .execute(store.pool())
+        .await;
+    assert!(update.is_err(), "UPDATE on event must fail");
+    let delete = sqlx::query("DELETE FROM event WHERE stream_id = $1")
+        .bind(u.as_str())
+        .execute(store.pool())
+        .await;
+    assert!(delete.is_err(), "DELETE on event must fail");
+    let truncate = sqlx::query("TRUNCATE event").execute(store.pool()).await;
+    assert!(truncate.is_err(), "TRUNCATE on event must fail");
+    assert_eq!(store.read_stream(&u).await.expect("read").len(), 2);
+}
+
+#[tokio::test]
+async fn a_failure_between_the_event_insert_and_the_projection_write_leaves_neither() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let u = unique_user("atomic");
+    let history = every_kind_history();
+    append_on(&store, &u, &[], &history[..2])
+        .await
+        .expect("append");
+    let before = store.load(&u, &[]).await.expect("load");
+    store.inject_failure_after_event_insert();
+    let err = append_on(&store, &u, &history[..2], &history[2..4])
+        .await
+        .expect_err("injected failure");
+    assert!(matches!(err, StoreError::Backend(_)), "got {err:?}");
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event WHERE stream_id = $1")
+        .bind(u.as_str())
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(count, 2, "no event of the failed append");
+    assert_eq!(
+        store.load(&u, &[]).await.expect("load"),
+        before,
+        "projection untouched"
+    );
+    append_on(&store, &u, &history[..2], &history[2..4])
+        .await
+        .expect("append after rollback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_storm_through_two_pools_never_overdraws_and_loses_nothing() {
+    let schema = fresh_schema("storm");
+    let clock = Arc::new(FixedClock::default_start());
+    let Some(a) = open("postgres storm", &schema, clock.clone()).await else {
+        return;
+    };
+    let Some(b) = open("postgres storm", &schema, clock.clone()).await else {
+        return;
+    };
+    let hub = |store: PgStore, instance: u64| {
+        Arc::new(Hub::new(
+            Arc::new(store),
+            clock.clone(),
+            Arc::new(SequentialIds::new(instance)),
+            Arc::new(Catalog::builtin()),
+            Policy::default(),
+        ))
+    };
+    let hubs = [hub(a, 1), hub(b, 2)];
+    let report = storm(&hubs, StormPlan::FULL, "pg-storm").await;
+    assert!(
+        hubs.iter().map(|h| h.stats().conflicts()).sum::<u64>() > 0,
+        "two instances never conflicted"
+    );
+    println!("{report:?}");
+}
