@@ -1,0 +1,379 @@
+//! Luna's load tool.
+//!
+//! `luna-bench store` drives the use cases on each storage backend and prints throughput and
+//! latency beside a raw-sqlx baseline doing the same reads and writes in the same run, then the
+//! consume latency of a fresh account against one with a long history.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use luna_adapters_postgres::PgStore;
+use luna_adapters_sqlite::{Durability, SqliteStore};
+use luna_app::{ConsumeRequest, Hub};
+use luna_core::{
+    AccountOpened, ActionName, Catalog, Energy, EnergyConsumed, EnergyGranted, Event, EventKind,
+    Id, Policy, Timestamp, UserId, Wallet,
+};
+use luna_ports::{AppendBatch, Clock, EventMetadata, IdGenerator, NewEvent, Store};
+
+mod stats;
+
+use stats::Stats;
+
+#[derive(Parser)]
+#[command(name = "luna-bench", about = "Luna's load tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume throughput and latency on each store, beside raw sqlx doing the same writes.
+    Store {
+        /// Also run on this PostgreSQL database (defaults to LUNA_TEST_DATABASE_URL).
+        #[arg(long, env = "LUNA_TEST_DATABASE_URL")]
+        postgres: Option<String>,
+        /// Consumes per run.
+        #[arg(long, default_value_t = 4000)]
+        ops: usize,
+        /// Concurrent tasks.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Events in the long history.
+        #[arg(long, default_value_t = 100_000)]
+        history: usize,
+        /// SQLite with synchronous=NORMAL instead of FULL.
+        #[arg(long)]
+        sqlite_normal: bool,
+    },
+}
+
+/// The wall clock.
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+}
+
+/// Random (v4) ids.
+struct UuidIds;
+
+impl IdGenerator for UuidIds {
+    fn next_id(&self) -> Id {
+        Id::from_u128(uuid::Uuid::new_v4().as_u128())
+    }
+}
+
+fn hub(store: Arc<dyn Store>) -> Arc<Hub> {
+    Arc::new(Hub::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(UuidIds),
+        Arc::new(Catalog::builtin()),
+        Policy::default(),
+    ))
+}
+
+fn user(s: &str) -> UserId {
+    UserId::parse(s).expect("valid user id")
+}
+
+fn meta() -> EventMetadata {
+    EventMetadata {
+        actor: Some("bench".into()),
+        ..EventMetadata::default()
+    }
+}
+
+/// Consumes through the hub: `concurrency` tasks, each on its own users.
+async fn hub_consumes(hub: &Arc<Hub>, run: &str, ops: usize, concurrency: usize) -> Stats {
+    let users_per_task = 4;
+    for t in 0..concurrency {
+        for k in 0..users_per_task {
+            let u = user(&format!("{run}-{t}-{k}"));
+            hub.grant(&u, Energy::new(1_000_000), "bench", &meta(), None)
+                .await
+                .expect("grant");
+        }
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let hub = hub.clone();
+        let run = run.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(ops / concurrency);
+            for i in 0..ops / concurrency {
+                let u = user(&format!("{run}-{t}-{}", i % users_per_task));
+                let s = Instant::now();
+                hub.consume(
+                    ConsumeRequest {
+                        user: u,
+                        action: "conseil_rapide".into(),
+                        context: None,
+                    },
+                    &meta(),
+                    None,
+                )
+                .await
+                .expect("consume");
+                lat.push(s.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    Stats::new(all, start.elapsed())
+}
+
+/// A stored consume event's columns, precomputed: the baseline writes the same bytes.
+fn sample_consume() -> luna_codec::NewEventRow {
+    let e = NewEvent {
+        event_id: Id::from_u128(1),
+        event: Event {
+            occurred_at: SystemClock.now(),
+            kind: EventKind::EnergyConsumed(EnergyConsumed {
+                tx: Id::from_u128(2),
+                action: ActionName::parse("conseil_rapide").expect("valid"),
+                cost: Energy::new(5),
+                notional: Energy::new(5),
+                unlimited: false,
+                grid_version: "2024-01".into(),
+                context: None,
+                from_reservation: false,
+            }),
+        },
+        metadata: meta(),
+    };
+    luna_codec::encode_new(&e)
+}
+
+/// Long history: an account with `n` events, appended in batches.
+async fn long_history(store: &dyn Store, u: &UserId, n: usize) {
+    let mut wallet = Wallet::default();
+    let mut version = 0usize;
+    let mut i = 0u128;
+    let t0 = SystemClock.now();
+    while version < n {
+        let mut batch = Vec::new();
+        while batch.len() < 1000 && version + batch.len() < n {
+            i += 1;
+            let kind = if version == 0 && batch.is_empty() {
+                EventKind::AccountOpened(AccountOpened {
+                    tx: Id::from_u128(i),
+                    welcome: Energy::new(85),
+                })
+            } else if i % 2 == 0 {
+                EventKind::EnergyGranted(EnergyGranted {
+                    tx: Id::from_u128(i),
+                    amount: Energy::new(10),
+                    reason: "h".into(),
+                })
+            } else {
+                EventKind::EnergyConsumed(EnergyConsumed {
+                    tx: Id::from_u128(i),
+                    action: ActionName::parse("conseil_rapide").expect("valid"),
+                    cost: Energy::new(5),
+                    notional: Energy::new(5),
+                    unlimited: false,
+                    grid_version: "2024-01".into(),
+                    context: None,
+                    from_reservation: false,
+                })
+            };
+            let event = Event {
+                occurred_at: t0,
+                kind,
+            };
+            wallet.apply(&event);
+            batch.push(NewEvent {
+                event_id: UuidIds.next_id(),
+                event,
+                metadata: meta(),
+            });
+        }
+        store
+            .append(AppendBatch {
+                stream: u.clone(),
+                expected_version: version as u64,
+                events: &batch,
+                summary: &wallet.summary,
+                idempotency: None,
+            })
+            .await
+            .expect("append history");
+        version += batch.len();
+    }
+}
+
+async fn sequential_consumes(hub: &Arc<Hub>, u: &UserId, n: usize) -> Stats {
+    hub.grant(u, Energy::new(1_000_000), "bench", &meta(), None)
+        .await
+        .expect("grant");
+    let start = Instant::now();
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = Instant::now();
+        hub.consume(
+            ConsumeRequest {
+                user: u.clone(),
+                action: "conseil_rapide".into(),
+                context: None,
+            },
+            &meta(),
+            None,
+        )
+        .await
+        .expect("consume");
+        lat.push(s.elapsed());
+    }
+    Stats::new(lat, start.elapsed())
+}
+
+async fn history_latency(hub: &Arc<Hub>, store: &dyn Store, run: &str, history: usize) {
+    let fresh = user(&format!("{run}-fresh"));
+    let long = user(&format!("{run}-long"));
+    let s = Instant::now();
+    long_history(store, &long, history).await;
+    println!(
+        "  (wrote a {history}-event history in {:.1} s)",
+        s.elapsed().as_secs_f64()
+    );
+    // Interleave the two measurements in rounds so drift affects both alike.
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        a.push(sequential_consumes(hub, &fresh, 200).await);
+        b.push(sequential_consumes(hub, &long, 200).await);
+    }
+    let (a, b) = (Stats::merge(a), Stats::merge(b));
+    println!(
+        "  consume latency, empty history      : {}",
+        a.latency_line()
+    );
+    println!(
+        "  consume latency, {history}-event history: {}",
+        b.latency_line()
+    );
+    println!(
+        "  ratio long/empty (p50): {:.2}×  (target ≤ 1.2×)",
+        b.p50().as_secs_f64() / a.p50().as_secs_f64()
+    );
+}
+
+async fn sqlite_run(
+    path: &str,
+    durability: Durability,
+    ops: usize,
+    concurrency: usize,
+    history: usize,
+) {
+    let _ = std::fs::remove_dir_all(path);
+    let url = format!("sqlite://{path}/luna.db");
+    let store = Arc::new(
+        SqliteStore::connect(&url, Arc::new(SystemClock), durability)
+            .await
+            .expect("open sqlite"),
+    );
+    println!("\n== SQLite ({durability:?} sync), {ops} consumes, {concurrency} tasks");
+    let baseline = baselines::sqlite(store.pool(), &sample_consume(), ops, concurrency).await;
+    let hub = hub(store.clone());
+    let luna = hub_consumes(&hub, "sq", ops, concurrency).await;
+    let baseline2 = baselines::sqlite(store.pool(), &sample_consume(), ops, concurrency).await;
+    let baseline = Stats::merge(vec![baseline, baseline2]);
+    println!(
+        "  raw sqlx baseline (select + insert event + update wallet): {}",
+        baseline.line()
+    );
+    println!(
+        "  luna consume (load + decide + append)                    : {}",
+        luna.line()
+    );
+    println!(
+        "  luna / baseline throughput: {:.0} %",
+        100.0 * luna.per_sec() / baseline.per_sec()
+    );
+    history_latency(&hub, store.as_ref(), "sq", history).await;
+}
+
+async fn postgres_run(url: &str, ops: usize, concurrency: usize, history: usize) {
+    let schema = format!("luna_bench_{}", std::process::id());
+    let store = Arc::new(
+        PgStore::connect(url, Some(&schema), 32, Arc::new(SystemClock))
+            .await
+            .expect("connect"),
+    );
+    println!("\n== PostgreSQL (schema {schema}), {ops} consumes, {concurrency} tasks");
+    let baseline = baselines::postgres(store.pool(), &sample_consume(), ops, concurrency).await;
+    let hub = hub(store.clone());
+    let luna = hub_consumes(&hub, "pg", ops, concurrency).await;
+    let baseline2 = baselines::postgres(store.pool(), &sample_consume(), ops, concurrency).await;
+    let baseline = Stats::merge(vec![baseline, baseline2]);
+    println!(
+        "  raw sqlx baseline (select + insert event + update wallet): {}",
+        baseline.line()
+    );
+    println!(
+        "  luna consume (load + decide + append)                    : {}",
+        luna.line()
+    );
+    println!(
+        "  luna / baseline throughput: {:.0} %",
+        100.0 * luna.per_sec() / baseline.per_sec()
+    );
+    history_latency(&hub, store.as_ref(), "pg", history).await;
+    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(store.pool())
+        .await;
+}
+
+mod baselines;
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Store {
+            postgres,
+            ops,
+            concurrency,
+            history,
+            sqlite_normal,
+        } => {
+            println!(
+                "luna-bench store: {} CPUs",
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            );
+            let durability = if sqlite_normal {
+                Durability::Normal
+            } else {
+                Durability::Full
+            };
+            let dir = std::env::temp_dir().join(format!("luna-bench-{}", std::process::id()));
+            sqlite_run(
+                &dir.to_string_lossy(),
+                durability,
+                ops,
+                concurrency,
+                history,
+            )
+            .await;
+            let _ = std::fs::remove_dir_all(&dir);
+            match postgres {
+                Some(url) => postgres_run(&url, ops, concurrency, history).await,
+                None => println!(
+                    "\n(PostgreSQL skipped: pass --postgres URL or set LUNA_TEST_DATABASE_URL)"
+                ),
+            }
+        }
+    }
+}
