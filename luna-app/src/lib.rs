@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod hub;
 mod outcome;
+pub mod verify;
 
 pub use engine::{Decided, Encoder, Idempotency, MAX_ATTEMPTS, Reply};
 pub use error::AppError;

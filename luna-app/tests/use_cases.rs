@@ -779,3 +779,98 @@ async fn an_unreachable_store_is_an_infrastructure_error_not_a_domain_answer() {
     t.store.set_down(false);
     assert_eq!(t.event_count("alice").await, 0);
 }
+
+#[tokio::test]
+async fn verify_passes_on_a_healthy_store_and_flags_a_tampered_projection() {
+    let t = TestHub::new();
+    t.consume("alice", "lettre_motivation").await.unwrap();
+    t.consume("bob", "mirror_match").await.unwrap();
+    t.hub
+        .grant(&user("bob"), Energy::new(5), "x", &meta(), None)
+        .await
+        .unwrap();
+    let mut seen = 0;
+    let ok = luna_app::verify::verify(t.store.as_ref(), |n| seen = n)
+        .await
+        .unwrap();
+    assert!(ok.is_ok(), "{:?}", ok.violations);
+    assert_eq!((ok.streams, ok.events, seen), (2, 5, 2));
+    let mut summary = t.store.load(&user("bob"), &[]).await.unwrap().summary;
+    summary.balance = luna_core::Balance::new(1_000);
+    t.store.tamper_summary(&user("bob"), summary);
+    let bad = luna_app::verify::verify(t.store.as_ref(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(bad.violations.len(), 1);
+    assert_eq!(bad.violations[0].stream, user("bob"));
+}
+
+#[test]
+fn check_stream_flags_an_overdraft_a_double_refund_and_a_double_resolution() {
+    use luna_core::{
+        AccountOpened, ActionName, EnergyConsumed, EnergyRefunded, Event, EventKind,
+        ReservationReleased,
+    };
+    let at = Timestamp::from_secs(1);
+    let consume = |tx: u128, cost: u32, from_reservation: bool| Event {
+        occurred_at: at,
+        kind: EventKind::EnergyConsumed(EnergyConsumed {
+            tx: luna_core::Id::from_u128(tx),
+            action: ActionName::parse("mirror_match").unwrap(),
+            cost: Energy::new(cost),
+            notional: Energy::new(cost),
+            unlimited: false,
+            grid_version: "v".into(),
+            context: None,
+            from_reservation,
+        }),
+    };
+    let refund = |n: u128| Event {
+        occurred_at: at,
+        kind: EventKind::EnergyRefunded(EnergyRefunded {
+            tx: luna_core::Id::from_u128(n),
+            refunded_tx: luna_core::Id::from_u128(2),
+            amount: Energy::new(5),
+            reason: "r".into(),
+        }),
+    };
+    let events = vec![
+        Event {
+            occurred_at: at,
+            kind: EventKind::AccountOpened(AccountOpened {
+                tx: luna_core::Id::from_u128(1),
+                welcome: Energy::new(10),
+            }),
+        },
+        consume(2, 30, false),
+        refund(3),
+        refund(4),
+        consume(5, 1, true),
+        Event {
+            occurred_at: at,
+            kind: EventKind::ReservationReleased(ReservationReleased {
+                tx: luna_core::Id::from_u128(5),
+                amount: Energy::new(1),
+            }),
+        },
+    ];
+    let problems = luna_app::verify::check_stream(&events);
+    assert!(
+        problems.iter().any(|p| p.contains("took the balance")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("refunded twice")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("resolved 2 times")),
+        "{problems:?}"
+    );
+    assert!(
+        luna_app::verify::check_stream(&events[..2])
+            .iter()
+            .any(|p| p.contains("took the balance"))
+    );
+    assert!(luna_app::verify::check_stream(&events[..1]).is_empty());
+}

@@ -1,0 +1,159 @@
+//! Replays every stream and checks the invariants of spec §2.3 and the stored projections
+//! against the events: the engine behind `luna verify`.
+
+use std::collections::BTreeMap;
+
+use luna_core::{Event, EventKind, Id, UserId, Wallet};
+use luna_ports::{Store, StoreError};
+
+/// Streams read per page.
+pub const VERIFY_PAGE: usize = 500;
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The stream.
+    pub stream: UserId,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Streams replayed.
+    pub streams: u64,
+    /// Events replayed.
+    pub events: u64,
+    /// Everything wrong.
+    pub violations: Vec<Violation>,
+}
+
+impl VerifyReport {
+    /// Whether everything holds.
+    pub fn is_ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The problems of one stream's events (empty: all invariants hold).
+pub fn check_stream(events: &[Event]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut wallet = Wallet::default();
+    let mut ledger: i64 = 0;
+    let mut costs: BTreeMap<Id, u32> = BTreeMap::new();
+    let mut refunded: BTreeMap<Id, u32> = BTreeMap::new();
+    let mut resolved: BTreeMap<Id, u32> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let before = wallet.summary.balance.units();
+        let unlimited = wallet.summary.is_unlimited(e.occurred_at);
+        wallet.apply(e);
+        let after = wallet.summary.balance.units();
+        match &e.kind {
+            EventKind::AccountOpened(o) => ledger += i64::from(o.welcome.units()),
+            EventKind::PackPurchased(p) => ledger += i64::from(p.energy.units()),
+            EventKind::BonusGranted(b) => ledger += i64::from(b.energy.units()),
+            EventKind::EnergyGranted(g) => ledger += i64::from(g.amount.units()),
+            EventKind::EnergyRefunded(r) => {
+                ledger += i64::from(r.amount.units());
+                match costs.get(&r.refunded_tx) {
+                    Some(cost) if r.amount.units() <= *cost => {}
+                    Some(cost) => problems.push(format!(
+                        "event {}: refund of {} exceeds its consume of {cost}",
+                        i + 1,
+                        r.amount
+                    )),
+                    None => problems.push(format!("event {}: refund of an unknown consume", i + 1)),
+                }
+                if refunded.insert(r.refunded_tx, r.amount.units()).is_some() {
+                    problems.push(format!(
+                        "event {}: consume {} refunded twice",
+                        i + 1,
+                        r.refunded_tx
+                    ));
+                }
+            }
+            EventKind::EnergyConsumed(c) => {
+                ledger -= i64::from(c.cost.units());
+                costs.insert(c.tx, c.cost.units());
+                if c.from_reservation {
+                    *resolved.entry(c.tx).or_default() += 1;
+                }
+                if unlimited && !c.from_reservation && !c.cost.is_zero() {
+                    problems.push(format!("event {}: an Unlimited user was charged", i + 1));
+                }
+            }
+            EventKind::ReservationReleased(r) => *resolved.entry(r.tx).or_default() += 1,
+            EventKind::PackRevoked(r) | EventKind::BonusRevoked(r) => {
+                ledger -= i64::from(r.energy.units())
+            }
+            EventKind::EnergyReserved(_)
+            | EventKind::SubscriptionChanged(_)
+            | EventKind::AppEvent(_) => {}
+        }
+        let clawback = matches!(
+            e.kind,
+            EventKind::PackRevoked(_) | EventKind::BonusRevoked(_)
+        );
+        if before >= 0 && after < 0 && !clawback {
+            problems.push(format!(
+                "event {}: {} took the balance from {before} to {after}",
+                i + 1,
+                e.kind.type_name()
+            ));
+        }
+    }
+    if ledger != wallet.summary.balance.units() {
+        problems.push(format!(
+            "balance {} differs from the ledger sum {ledger}",
+            wallet.summary.balance
+        ));
+    }
+    for (tx, n) in resolved {
+        if n > 1 {
+            problems.push(format!("hold {tx} resolved {n} times"));
+        }
+    }
+    problems
+}
+
+/// Replays every stream of the store: invariants of each stream, and the stored projection
+/// against the one rebuilt from its events. `progress(done_streams)` is called after each.
+pub async fn verify(
+    store: &dyn Store,
+    mut progress: impl FnMut(u64),
+) -> Result<VerifyReport, StoreError> {
+    let mut report = VerifyReport::default();
+    let mut after: Option<UserId> = None;
+    loop {
+        let page = store.summaries(after.as_ref(), VERIFY_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.stream.clone());
+        for stored in page {
+            let recorded = store.read_stream(&stored.stream).await?;
+            let events: Vec<Event> = recorded.into_iter().map(|r| r.event).collect();
+            report.streams += 1;
+            report.events += events.len() as u64;
+            let mut problems = check_stream(&events);
+            if stored.version != events.len() as u64 {
+                problems.push(format!(
+                    "projection version {} but {} events",
+                    stored.version,
+                    events.len()
+                ));
+            }
+            if Wallet::fold(&events).summary != stored.summary {
+                problems
+                    .push("stored projection differs from the one rebuilt from events".to_owned());
+            }
+            report
+                .violations
+                .extend(problems.into_iter().map(|problem| Violation {
+                    stream: stored.stream.clone(),
+                    problem,
+                }));
+            progress(report.streams);
+        }
+    }
+    Ok(report)
+}
