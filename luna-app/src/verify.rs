@@ -85,7 +85,7 @@ pub fn check_stream(events: &[Event]) -> Vec<String> {
             }
             EventKind::ReservationReleased(r) => *resolved.entry(r.tx).or_default() += 1,
             EventKind::PackRevoked(r) | EventKind::BonusRevoked(r) => {
-                ledger -= i64::from(r.energy.units())
+                ledger -= i64::from(r.energy.units());
             }
             EventKind::EnergyReserved(_)
             | EventKind::SubscriptionChanged(_)
