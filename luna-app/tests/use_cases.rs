@@ -743,6 +743,22 @@ impl IdempotencyStore for Flaky {
     }
 }
 
+#[async_trait]
+impl luna_ports::KeyStore for Flaky {
+    async fn create_key(&self, k: &luna_ports::ServiceKey, h: &str) -> Result<(), StoreError> {
+        self.inner.create_key(k, h).await
+    }
+    async fn find_key(&self, h: &str) -> Result<Option<luna_ports::ServiceKey>, StoreError> {
+        self.inner.find_key(h).await
+    }
+    async fn list_keys(&self) -> Result<Vec<luna_ports::ServiceKey>, StoreError> {
+        self.inner.list_keys().await
+    }
+    async fn revoke_key(&self, id: luna_core::Id, at: Timestamp) -> Result<bool, StoreError> {
+        self.inner.revoke_key(id, at).await
+    }
+}
+
 #[tokio::test]
 async fn a_conflict_is_retried_and_the_command_applied_once() {
     let clock = Arc::new(FixedClock::default_start());

@@ -579,3 +579,45 @@ pub fn encode_new(e: &luna_ports::NewEvent) -> NewEventRow {
         occurred_at_ms: e.event.occurred_at.millis(),
     }
 }
+
+/// A service key row as read back.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    /// Id (UUID text).
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// Creation time, ms.
+    pub created_at_ms: i64,
+    /// Revocation time, ms.
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// Space-separated scopes, as stored.
+pub fn encode_scopes(scopes: &[luna_ports::Scope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Decodes a stored service key.
+pub fn decode_key(row: &KeyRow) -> Result<luna_ports::ServiceKey, CodecError> {
+    let scopes = row
+        .scopes
+        .split_whitespace()
+        .map(|s| {
+            luna_ports::Scope::parse(s).ok_or_else(|| CodecError::Invalid(format!("scope {s}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(luna_ports::ServiceKey {
+        id: id(&row.id)?,
+        name: row.name.clone(),
+        scopes,
+        created_at: Timestamp::from_millis(row.created_at_ms),
+        revoked_at: row.revoked_at_ms.map(Timestamp::from_millis),
+    })
+}

@@ -12,6 +12,7 @@ pub use payment::{
 };
 pub use store::{
     AppendBatch, Appended, Clock, EventMetadata, EventStore, IdGenerator, IdempotencyRecord,
-    IdempotencyStore, LoadedWallet, NewEvent, PageQuery, PendingIdempotency, Receipt,
-    RecordedEvent, RenderResponse, Store, StoreError, StoredResponse, StoredSummary, StreamPage,
+    IdempotencyStore, KeyStore, LoadedWallet, NewEvent, PageQuery, PendingIdempotency, Receipt,
+    RecordedEvent, RenderResponse, Scope, ServiceKey, Store, StoreError, StoredResponse,
+    StoredSummary, StreamPage,
 };

@@ -525,6 +525,46 @@ pub async fn summaries_list_streams_in_order<S: Store + ?Sized>(store: &S) {
     assert_eq!(rest[0].stream, users[2]);
 }
 
+/// Keys are found by the hash of their secret until revoked; revocation is listed.
+pub async fn service_keys_are_found_by_hash_until_revoked<S: Store + ?Sized>(store: &S) {
+    use luna_ports::{Scope, ServiceKey};
+    let key = ServiceKey {
+        id: fresh_id(),
+        name: "letters backend".into(),
+        scopes: vec![Scope::EnergyRead, Scope::EnergyWrite],
+        created_at: Timestamp::from_secs(1000),
+        revoked_at: None,
+    };
+    let hash = format!("hash-{}", fresh_id());
+    store.create_key(&key, &hash).await.expect("create");
+    assert_eq!(
+        store.find_key(&hash).await.expect("find"),
+        Some(key.clone())
+    );
+    assert_eq!(store.find_key("nope").await.expect("find"), None);
+    assert!(matches!(
+        store.create_key(&key, &hash).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(store.list_keys().await.expect("list").contains(&key));
+    assert!(
+        store
+            .revoke_key(key.id, Timestamp::from_secs(2000))
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke_key(key.id, Timestamp::from_secs(2001))
+            .await
+            .expect("revoke again")
+    );
+    assert_eq!(store.find_key(&hash).await.expect("find"), None);
+    let listed = store.list_keys().await.expect("list");
+    let revoked = listed.iter().find(|k| k.id == key.id).expect("listed");
+    assert_eq!(revoked.revoked_at, Some(Timestamp::from_secs(2000)));
+}
+
 /// Expands the contract suite into `#[tokio::test]`s for a store. `$factory` is an async fn
 /// returning `Option<S>` (`None`: the backend is not configured, the test says it is skipped).
 #[macro_export]
@@ -542,6 +582,7 @@ macro_rules! store_contract_tests {
             a_taken_idempotency_key_fails_the_whole_append,
             put_refuses_a_taken_key_and_purge_removes_old_records,
             summaries_list_streams_in_order,
+            service_keys_are_found_by_hash_until_revoked,
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_appends_at_one_version_let_exactly_one_win() {

@@ -6,8 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use luna_core::{EntityRef, Summary, Timestamp, UserId};
 use luna_ports::{
-    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, LoadedWallet,
-    PageQuery, Receipt, RecordedEvent, StoreError, StoredSummary, StreamPage,
+    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, KeyStore,
+    LoadedWallet, PageQuery, Receipt, RecordedEvent, ServiceKey, StoreError, StoredSummary,
+    StreamPage,
 };
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ struct Inner {
     streams: BTreeMap<UserId, Stream>,
     entity_owner: HashMap<String, UserId>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    keys: Vec<(ServiceKey, String)>,
     down: bool,
 }
 
@@ -264,5 +266,48 @@ impl IdempotencyStore for MemoryStore {
         let n = g.idempotency.len();
         g.idempotency.retain(|_, r| r.created_at >= before);
         Ok((n - g.idempotency.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn create_key(&self, key: &ServiceKey, secret_hash: &str) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        if g.keys
+            .iter()
+            .any(|(k, h)| k.id == key.id || h == secret_hash)
+        {
+            return Err(StoreError::Conflict);
+        }
+        g.keys.push((key.clone(), secret_hash.to_owned()));
+        Ok(())
+    }
+
+    async fn find_key(&self, secret_hash: &str) -> Result<Option<ServiceKey>, StoreError> {
+        Ok(self
+            .guard()?
+            .keys
+            .iter()
+            .find(|(k, h)| h == secret_hash && k.revoked_at.is_none())
+            .map(|(k, _)| k.clone()))
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ServiceKey>, StoreError> {
+        Ok(self.guard()?.keys.iter().map(|(k, _)| k.clone()).collect())
+    }
+
+    async fn revoke_key(&self, id: luna_core::Id, at: Timestamp) -> Result<bool, StoreError> {
+        let mut g = self.guard()?;
+        match g
+            .keys
+            .iter_mut()
+            .find(|(k, _)| k.id == id && k.revoked_at.is_none())
+        {
+            Some((k, _)) => {
+                k.revoked_at = Some(at);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
