@@ -1,0 +1,241 @@
+//! Request extraction: JSON bodies (size limit, content type, 422 list shape), the principal
+//! behind a bearer token, the user a request acts for, and idempotency keys.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use luna_core::UserId;
+use luna_ports::{EventMetadata, Scope, ServiceKey};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::limits::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
+
+/// A JSON body, with its canonical form (parsed, keys sorted) for idempotency fingerprints.
+pub struct JsonBody<T> {
+    /// The parsed value.
+    pub value: T,
+    /// The canonical JSON text.
+    pub canonical: String,
+}
+
+fn missing_field(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        let mut bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+            })?;
+        if bytes.is_empty() {
+            // Bodiless calls (a release, an old client's commit) read as `{}`.
+            bytes = axum::body::Bytes::from_static(b"{}");
+        } else if !json {
+            return Err(ApiError::validation(
+                &["header", "content-type"],
+                "Expected application/json",
+                "value_error.content_type",
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::validation(
+                &["body"],
+                &format!("Malformed JSON: {e}"),
+                "value_error.jsondecode",
+            )
+        })?;
+        let canonical = value.to_string();
+        // Deserialised from the bytes, not the value, so embedded client JSON stays verbatim.
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let parsed: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let inner = e.inner().to_string();
+            let mut loc: Vec<String> = vec!["body".to_owned()];
+            let path = e.path().to_string();
+            if path != "." {
+                loc.extend(path.split('.').map(str::to_owned));
+            }
+            if let Some(field) = missing_field(&inner) {
+                loc.push(field.to_owned());
+                let refs: Vec<&str> = loc.iter().map(String::as_str).collect();
+                return ApiError::validation(&refs, "field required", "value_error.missing");
+            }
+            let refs: Vec<&str> = loc.iter().map(String::as_str).collect();
+            ApiError::validation(&refs, &inner, "type_error")
+        })?;
+        Ok(JsonBody {
+            value: parsed,
+            canonical,
+        })
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A satellite service, by its key.
+    Service(ServiceKey),
+}
+
+/// The SHA-256 of a secret, hex: how service keys are stored.
+pub fn hash_secret(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The prefix of every service key.
+pub const SERVICE_KEY_PREFIX: &str = "luna_sk_";
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
+        if token.starts_with(SERVICE_KEY_PREFIX) {
+            let key = state.hub.store().find_key(&hash_secret(token)).await?;
+            return key
+                .map(Principal::Service)
+                .ok_or_else(|| ApiError::unauthorized("Invalid or revoked key"));
+        }
+        Err(ApiError::unauthorized("Invalid token"))
+    }
+}
+
+impl Principal {
+    /// Refuses with 403 unless the principal holds `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        match self {
+            Principal::Service(k) if k.grants(scope) => Ok(()),
+            Principal::Service(_) => Err(ApiError::forbidden()),
+        }
+    }
+
+    /// A stable id for idempotency scoping and logs.
+    pub fn id(&self) -> String {
+        match self {
+            Principal::Service(k) => format!("service:{}", k.id),
+        }
+    }
+
+    /// The user a request acts for, from an optional `user_id` in the body.
+    pub fn user_for(&self, user_id: Option<&str>) -> Result<UserId, ApiError> {
+        match (self, user_id) {
+            (Principal::Service(_), None) => Err(ApiError::validation(
+                &["body", "user_id"],
+                "field required",
+                "value_error.missing",
+            )),
+            (Principal::Service(_), Some(u)) => {
+                UserId::parse(u).map_err(|_| ApiError::invalid_user_id())
+            }
+        }
+    }
+
+    /// The user of a path segment, if the principal may read it.
+    pub fn user_in_path(&self, user_id: &str) -> Result<UserId, ApiError> {
+        self.user_for(Some(user_id))
+    }
+
+    /// Whether the principal is a user (refund policy applies) rather than a service.
+    pub fn is_user(&self) -> bool {
+        false
+    }
+
+    /// The owner constraint on reservations: a user may touch only their own.
+    pub fn owner(&self) -> Option<UserId> {
+        None
+    }
+}
+
+/// The request id the `x-request-id` layer set.
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The client's idempotency key (`Idempotency-Key` or `X-Idempotency-Key`).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let raw = headers
+        .get("idempotency-key")
+        .or_else(|| headers.get("x-idempotency-key"));
+    let Some(raw) = raw else { return Ok(None) };
+    let key = raw.to_str().map_err(|_| bad_key())?.trim().to_owned();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(bad_key());
+    }
+    Ok(Some(key))
+}
+
+fn bad_key() -> ApiError {
+    ApiError::validation(
+        &["header", "idempotency-key"],
+        "must be 1 to 255 visible characters",
+        "value_error.idempotency_key",
+    )
+}
+
+/// What a command carries about its request.
+pub struct CallContext {
+    /// Event metadata (actor, request id, idempotency key).
+    pub meta: EventMetadata,
+    /// The scoped key and fingerprint, when the client sent a key.
+    pub idempotency: Option<(String, String)>,
+}
+
+impl CallContext {
+    /// Builds the context of a mutating call on `route` whose request is `canonical`.
+    pub fn new(
+        principal: &Principal,
+        headers: &HeaderMap,
+        route: &str,
+        canonical: &str,
+    ) -> Result<CallContext, ApiError> {
+        let key = idempotency_key(headers)?;
+        let meta = EventMetadata {
+            actor: Some(principal.id()),
+            correlation_id: request_id(headers),
+            idempotency_key: key.clone(),
+        };
+        let idempotency = key.map(|k| {
+            let scoped = format!("{}|{route}|{k}", principal.id());
+            let fingerprint = hash_secret(&format!("{route}\n{canonical}"));
+            (scoped, fingerprint)
+        });
+        Ok(CallContext { meta, idempotency })
+    }
+}

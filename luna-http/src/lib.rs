@@ -1,0 +1,183 @@
+//! Luna over HTTP: the axum router, wire DTOs, authentication and authorization, the one error
+//! mapping, idempotency keys, OpenAPI 3.1 (generated from the handlers) and Swagger UI,
+//! health, readiness and Prometheus metrics, request ids and JSON access logs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use luna_app::Hub;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub mod error;
+pub mod extract;
+pub mod limits;
+pub mod render;
+pub mod routes;
+
+pub use error::ApiError;
+pub use extract::{Principal, SERVICE_KEY_PREFIX, hash_secret};
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Origins allowed by CORS.
+    pub cors_origins: Vec<String>,
+    /// Whether the server listens on a loopback address (`/metrics` is then public to loopback
+    /// peers).
+    pub loopback_bind: bool,
+}
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub hub: Arc<Hub>,
+    /// The Prometheus recorder's handle.
+    pub metrics: PrometheusHandle,
+    /// HTTP settings.
+    pub config: Arc<HttpConfig>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Luna Hub", description = "Energy (prepaid credit) hub of the Phoenix apps. Contract: LUNA-SPEC.md."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "energy", description = "Balances, consumes, holds, refunds, history"),
+        (name = "events", description = "App events and the Capital Narratif"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A service key (luna_sk_…) or a user access token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API's routes and their OpenAPI description, from the same handler list.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use routes::{energy, events, ops};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(energy::check))
+        .routes(routes!(energy::can_perform))
+        .routes(routes!(energy::consume))
+        .routes(routes!(energy::reserve))
+        .routes(routes!(energy::commit))
+        .routes(routes!(energy::release))
+        .routes(routes!(energy::refund))
+        .routes(routes!(energy::refund_policy))
+        .routes(routes!(energy::grant))
+        .routes(routes!(energy::transactions))
+        .routes(routes!(energy::analytics))
+        .routes(routes!(energy::costs))
+        .routes(routes!(events::post_event))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::narrative))
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
+        .split_for_parts()
+}
+
+/// The OpenAPI description (also served at `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The full application: API routes, `/openapi.json`, `/docs`, and the middleware stack.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(
+            state
+                .config
+                .cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        ))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+        ]);
+    let request_id = HeaderName::from_static("x-request-id");
+    api.with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .layer(middleware::from_fn(access_log))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits::REQUEST_TIMEOUT,
+        ))
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The user a response concerns, for the access log.
+#[derive(Clone, Debug)]
+pub struct LoggedUser(pub String);
+
+async fn access_log(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(req).await;
+    let latency = start.elapsed();
+    let status = response.status().as_u16();
+    let user = response
+        .extensions()
+        .get::<LoggedUser>()
+        .map(|u| u.0.clone());
+    metrics::counter!("luna_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("luna_http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string())
+        .record(latency.as_secs_f64());
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        user_id = user.as_deref().unwrap_or(""),
+        "request"
+    );
+    response
+}

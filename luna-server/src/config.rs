@@ -1,0 +1,255 @@
+//! Configuration: flags override environment variables, which override `luna.toml`, which
+//! overrides the defaults (spec §4). `luna serve` needs none of it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Deserialize;
+
+/// The default database.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./luna-data/luna.db";
+/// The default listen address (the seed's port 8003).
+pub const DEFAULT_BIND: &str = "127.0.0.1:8003";
+/// The seed's local front-ends.
+pub const DEFAULT_CORS: &str = "http://localhost:3000,http://localhost:5173,http://localhost:5174";
+
+/// Settings given as flags or environment variables (all optional).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Settings {
+    /// Configuration file (default: ./luna.toml when it exists).
+    #[arg(long, env = "LUNA_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// `sqlite://…` (embedded) or `postgres://…`.
+    #[arg(long, env = "LUNA_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Listen address.
+    #[arg(long, env = "LUNA_BIND", global = true)]
+    pub bind: Option<String>,
+    /// `development` or `production` (refuses insecure defaults).
+    #[arg(long = "env", env = "LUNA_ENV", global = true)]
+    pub environment: Option<String>,
+    /// HS256 secret for user tokens (≥ 32 bytes in production).
+    #[arg(long, env = "LUNA_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// TOML file with the cost grid and packs.
+    #[arg(long, env = "LUNA_CATALOG", global = true)]
+    pub catalog: Option<PathBuf>,
+    /// Energy of a new account.
+    #[arg(long, env = "LUNA_WELCOME_ENERGY", global = true)]
+    pub welcome_energy: Option<u32>,
+    /// Comma-separated CORS origins.
+    #[arg(long, env = "LUNA_CORS_ORIGINS", global = true)]
+    pub cors_origins: Option<String>,
+    /// `json` or `pretty` (default: json when stdout is not a terminal).
+    #[arg(long, env = "LUNA_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// The same settings read from `luna.toml`. The Stripe settings are accepted (so a complete
+/// `luna.toml` loads) but only read once billing lands.
+#[allow(
+    dead_code,
+    reason = "billing settings are parsed now, used by the billing issue"
+)]
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    bind: Option<String>,
+    env: Option<String>,
+    jwt_secret: Option<String>,
+    catalog: Option<PathBuf>,
+    welcome_energy: Option<u32>,
+    cors_origins: Option<String>,
+    log_format: Option<String>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_api_base: Option<String>,
+    stripe_price_unlimited: Option<String>,
+    checkout_success_url: Option<String>,
+    checkout_cancel_url: Option<String>,
+}
+
+/// Development or production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Convenient defaults (a first admin key is created and printed).
+    Development,
+    /// Insecure defaults are refused.
+    Production,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database URL.
+    pub database_url: String,
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Environment.
+    pub environment: Environment,
+    /// Catalogue file, if not the built-in one.
+    pub catalog: Option<PathBuf>,
+    /// Welcome energy.
+    pub welcome_energy: u32,
+    /// CORS origins.
+    pub cors_origins: Vec<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Resolves flags/environment over the file over the defaults.
+    pub fn resolve(s: &Settings) -> anyhow::Result<Config> {
+        let path = s.config.clone().or_else(|| {
+            let default = PathBuf::from("luna.toml");
+            default.exists().then_some(default)
+        });
+        let file: FileSettings = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let environment = match s
+            .environment
+            .clone()
+            .or(file.env)
+            .as_deref()
+            .unwrap_or("development")
+        {
+            "development" | "dev" => Environment::Development,
+            "production" | "prod" => Environment::Production,
+            other => anyhow::bail!("LUNA_ENV must be development or production, not {other}"),
+        };
+        let bind_text = s
+            .bind
+            .clone()
+            .or(file.bind)
+            .unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind: SocketAddr = bind_text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("LUNA_BIND {bind_text}: {e}"))?;
+        let jwt_secret = s.jwt_secret.clone().or(file.jwt_secret);
+        if environment == Environment::Production
+            && jwt_secret.as_ref().is_none_or(|j| j.len() < 32)
+        {
+            anyhow::bail!("production mode needs LUNA_JWT_SECRET of at least 32 bytes");
+        }
+        let log_format = match s.log_format.clone().or(file.log_format).as_deref() {
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some("auto") | None => {
+                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                }
+            }
+            Some(other) => anyhow::bail!("LUNA_LOG_FORMAT must be json or pretty, not {other}"),
+        };
+        let cors = s
+            .cors_origins
+            .clone()
+            .or(file.cors_origins)
+            .unwrap_or_else(|| DEFAULT_CORS.to_owned());
+        Ok(Config {
+            database_url: s
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            bind,
+            environment,
+            catalog: s.catalog.clone().or(file.catalog),
+            welcome_energy: s
+                .welcome_energy
+                .or(file.welcome_energy)
+                .unwrap_or(luna_core::policy::DEFAULT_WELCOME_ENERGY),
+            cors_origins: cors
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_configuration_gives_the_zero_config_defaults() {
+        let c = Config::resolve(&Settings {
+            config: Some(PathBuf::from("/nonexistent/luna.toml")),
+            ..Settings::default()
+        });
+        assert!(c.is_err(), "an explicit missing file is an error");
+        let c = Config::resolve(&Settings::default()).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.bind.port(), 8003);
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.welcome_energy, 85);
+        assert_eq!(c.cors_origins.len(), 3);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("luna-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("luna.toml");
+        std::fs::write(&file, "bind = \"127.0.0.1:9000\"\nwelcome_energy = 50\n").unwrap();
+        let from_file = Config::resolve(&Settings {
+            config: Some(file.clone()),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (from_file.bind.port(), from_file.welcome_energy),
+            (9000, 50)
+        );
+        let flagged = Config::resolve(&Settings {
+            config: Some(file),
+            welcome_energy: Some(10),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!((flagged.bind.port(), flagged.welcome_energy), (9000, 10));
+    }
+
+    #[test]
+    fn production_refuses_a_missing_or_short_jwt_secret() {
+        let s = Settings {
+            environment: Some("production".into()),
+            ..Settings::default()
+        };
+        assert!(Config::resolve(&s).is_err());
+        let short = Settings {
+            jwt_secret: Some("short".into()),
+            ..s.clone()
+        };
+        assert!(Config::resolve(&short).is_err());
+        let ok = Settings {
+            jwt_secret: Some("x".repeat(32)),
+            ..s
+        };
+        assert_eq!(
+            Config::resolve(&ok).unwrap().environment,
+            Environment::Production
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! `luna`: serve the hub, migrate, manage service keys, verify the store, print the catalogue.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use luna_ports::Scope;
+use luna_server::config::{Config, LogFormat, Settings};
+use luna_server::{catalog, runtime, serve};
+
+#[derive(Parser)]
+#[command(
+    name = "luna",
+    version,
+    about = "Luna, the energy hub of the Phoenix apps"
+)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the hub over HTTP.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage service keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Replay every stream and check the invariants and projections (non-zero exit on a violation).
+    Verify,
+    /// Print the effective cost grid and packs.
+    Catalog,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print its secret once.
+    Create {
+        /// A label.
+        #[arg(long)]
+        name: String,
+        /// Scopes: energy:read energy:write events:read events:write billing:write admin.
+        #[arg(long, num_args = 1.., required = true)]
+        scopes: Vec<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key id.
+        id: String,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::resolve(&cli.settings)?;
+    match cli.command {
+        Command::Serve => {
+            init_logs(config.log_format);
+            let listener = tokio::net::TcpListener::bind(config.bind).await?;
+            serve::serve(config, listener, serve::shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            runtime::open_store(&config.database_url).await?;
+            println!(
+                "migrations applied to {}",
+                serve::redact(&config.database_url)
+            );
+        }
+        Command::Keys { command } => {
+            let store = runtime::open_store(&config.database_url).await?;
+            match command {
+                KeysCommand::Create { name, scopes } => {
+                    let scopes = scopes
+                        .iter()
+                        .flat_map(|s| s.split([',', ' ']))
+                        .filter(|s| !s.is_empty())
+                        .map(|s| {
+                            Scope::parse(s).ok_or_else(|| anyhow::anyhow!("unknown scope {s}"))
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    let (key, secret) = serve::create_key(store.as_ref(), &name, scopes).await?;
+                    println!(
+                        "key {} created; its secret, shown this once:\n{secret}",
+                        key.id
+                    );
+                }
+                KeysCommand::List => {
+                    for k in store.list_keys().await? {
+                        let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+                        let state = if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        println!("{}  {:<8} {:<24} {}", k.id, state, k.name, scopes.join(" "));
+                    }
+                }
+                KeysCommand::Revoke { id } => {
+                    let id = luna_core::Id::parse(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let now = luna_ports::Clock::now(&runtime::SystemClock);
+                    if store.revoke_key(id, now).await? {
+                        println!("key {id} revoked");
+                    } else {
+                        eprintln!("no active key {id}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
+        Command::Verify => {
+            let store = runtime::open_store(&config.database_url).await?;
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {pos} streams verified {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let report = luna_app::verify::verify(store.as_ref(), |n| bar.set_position(n)).await?;
+            bar.finish_and_clear();
+            println!(
+                "{} streams, {} events replayed",
+                report.streams, report.events
+            );
+            if report.is_ok() {
+                println!("OK: every invariant holds and every projection matches its events");
+            } else {
+                for v in &report.violations {
+                    println!("VIOLATION {}: {}", v.stream, v.problem);
+                }
+                println!("{} violation(s)", report.violations.len());
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Catalog => {
+            print!("{}", catalog::describe(&runtime::catalog(&config)?));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("luna: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

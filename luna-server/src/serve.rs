@@ -1,0 +1,136 @@
+//! `luna serve`: build the app, listen, shut down gracefully.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use luna_http::{AppState, HttpConfig};
+use luna_ports::{Scope, ServiceKey, Store};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Environment};
+use crate::runtime::{self, SystemClock, UuidIds};
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle())
+        })
+        .clone()
+}
+
+/// A new service key secret (`luna_sk_` + 244 random bits).
+pub fn new_secret() -> String {
+    format!(
+        "{}{}{}",
+        luna_http::SERVICE_KEY_PREFIX,
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Creates a service key; returns it and its secret (shown once, stored only hashed).
+pub async fn create_key(
+    store: &dyn Store,
+    name: &str,
+    scopes: Vec<Scope>,
+) -> anyhow::Result<(ServiceKey, String)> {
+    use luna_ports::{Clock, IdGenerator};
+    let secret = new_secret();
+    let key = ServiceKey {
+        id: UuidIds.next_id(),
+        name: name.to_owned(),
+        scopes,
+        created_at: SystemClock.now(),
+        revoked_at: None,
+    };
+    store
+        .create_key(&key, &luna_http::hash_secret(&secret))
+        .await?;
+    Ok((key, secret))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = runtime::open_store(&config.database_url).await?;
+    if config.environment == Environment::Development && store.list_keys().await?.is_empty() {
+        let (key, secret) =
+            create_key(store.as_ref(), "development admin", vec![Scope::Admin]).await?;
+        println!(
+            "Created a development admin service key (shown once, id {}):\n  {secret}",
+            key.id
+        );
+    }
+    let hub = Arc::new(runtime::hub(&config, store)?);
+    let state = AppState {
+        hub,
+        metrics: metrics_handle(),
+        config: Arc::new(HttpConfig {
+            cors_origins: config.cors_origins.clone(),
+            loopback_bind: listener.local_addr()?.ip().is_loopback(),
+        }),
+    };
+    let app = luna_http::router(state);
+    let addr = listener.local_addr()?;
+    println!("luna listening on http://{addr}");
+    tracing::info!(%addr, database = %redact(&config.database_url), "listening");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let grace = async {
+        let _ = rx.await;
+        tokio::time::sleep(luna_http::limits::SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r?,
+        () = grace => tracing::warn!("in-flight requests did not finish within the grace period"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
