@@ -114,10 +114,7 @@ fn domain(e: &DomainError) -> ApiError {
             &msg,
             "value_error.number.out_of_range",
         ),
-        D::RefundAmountOutOfRange { .. } => {
-            ApiError::validation(&["body", "amount"], &msg, "value_error.number.out_of_range")
-        }
-        D::InvalidGrantAmount => {
+        D::RefundAmountOutOfRange { .. } | D::InvalidGrantAmount => {
             ApiError::validation(&["body", "amount"], &msg, "value_error.number.out_of_range")
         }
         D::UnknownPack

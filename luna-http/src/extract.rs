@@ -97,7 +97,11 @@ pub enum Principal {
 /// The SHA-256 of a secret, hex: how service keys are stored.
 pub fn hash_secret(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{b:02x}"));
+    }
+    hex
 }
 
 /// The prefix of every service key.

@@ -161,7 +161,7 @@ mod tests {
             .packs
             .packs()
             .iter()
-            .filter_map(|p| p.energy())
+            .filter_map(luna_core::Pack::energy)
             .map(Energy::units)
             .collect();
         assert_eq!(energies, [100, 220, 400]);

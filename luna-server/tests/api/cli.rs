@@ -1,0 +1,113 @@
+//! The `luna` binary: the README's run command, and `luna verify`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::{TestApp, json_ok, uid};
+
+const LUNA: &str = env!("CARGO_BIN_EXE_luna");
+
+#[tokio::test]
+async fn luna_serve_starts_with_no_configuration_and_answers_health() {
+    let dir = std::env::temp_dir().join(format!("luna-zero-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(LUNA)
+        .arg("serve")
+        .current_dir(&dir)
+        .env_clear()
+        .env("LUNA_BIND", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut base = None;
+    let mut admin_key = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(k) = line.trim().strip_prefix("luna_sk_") {
+            admin_key = Some(format!("luna_sk_{k}"));
+        }
+        if let Some(rest) = line.strip_prefix("luna listening on ") {
+            base = Some(rest.trim().to_owned());
+            break;
+        }
+    }
+    let base = base.expect("the server printed its address");
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        dir.join("luna-data/luna.db").exists(),
+        "SQLite in ./luna-data by default"
+    );
+    let key = admin_key.expect("a development admin key is printed once");
+    let check = reqwest::Client::new()
+        .post(format!("{base}/luna/energy/check"))
+        .bearer_auth(key)
+        .json(&json!({"user_id": "first_user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), 200);
+    // SIGTERM: graceful shutdown, exit 0
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "luna serve exits 0 after a graceful shutdown: {status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn luna_verify_passes_on_a_healthy_store_and_fails_on_a_tampered_projection() {
+    let app = TestApp::spawn().await;
+    for i in 0..3 {
+        let u = uid(&format!("verify{i}"));
+        json_ok(app.consume(&u, "lettre_motivation").await).await;
+        json_ok(
+            app.post(
+                &app.admin,
+                "/luna/energy/grant",
+                &json!({"user_id": u, "amount": 5, "reason": "x"}),
+            )
+            .await,
+        )
+        .await;
+    }
+    let url = app.database_url.clone();
+    let run = |url: &str| {
+        Command::new(LUNA)
+            .arg("verify")
+            .env_clear()
+            .env("LUNA_DATABASE_URL", url)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&url);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("OK"));
+    let path = url.trim_start_matches("sqlite://");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}"))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE wallet SET summary = replace(summary, '\"balance\":75', '\"balance\":9999') WHERE balance = 75")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let bad = run(&url);
+    assert!(
+        !bad.status.success(),
+        "verify must fail on a tampered projection"
+    );
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("VIOLATION"));
+    app.stop().await;
+}

@@ -1,0 +1,258 @@
+//! Black-box tests: the real server on 127.0.0.1:0 with a fresh database, driven over HTTP.
+//! One test binary, modules by area, a `TestApp` whose methods are the API's vocabulary.
+
+mod cli;
+mod energy;
+mod events;
+mod idempotency;
+mod ops;
+mod satellites;
+mod storm;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use luna_ports::{Scope, Store};
+use luna_server::config::{Config, Settings};
+use luna_server::{runtime, serve};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+
+/// A running server and the keys to talk to it.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    /// An admin key.
+    pub admin: String,
+    /// A key with energy:read energy:write events:read events:write only.
+    pub service: String,
+    /// A key with energy:read only.
+    pub reader: String,
+    pub store: Arc<dyn Store>,
+    pub database_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!("luna-api-{}-{name}-{t}", std::process::id()))
+}
+
+impl TestApp {
+    /// A server on a fresh SQLite file.
+    pub async fn spawn() -> TestApp {
+        let dir = fresh_dir("sqlite");
+        TestApp::spawn_on(format!("sqlite://{}/luna.db", dir.display())).await
+    }
+
+    /// A server on a fresh PostgreSQL database, when `LUNA_TEST_DATABASE_URL` is set.
+    pub async fn spawn_postgres(test: &str) -> Option<TestApp> {
+        let base_url = luna_testkit::pg::database_url(test)?;
+        let name = luna_testkit::pg::fresh_schema("luna_api");
+        let admin = sqlx::postgres::PgPool::connect(&base_url)
+            .await
+            .expect("connect to LUNA_TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let url = match base_url.rfind('/') {
+            Some(i)
+                if base_url[..i].contains("://") && i > base_url.find("://").unwrap_or(0) + 2 =>
+            {
+                format!("{}/{name}", &base_url[..i])
+            }
+            _ => format!("{base_url}/{name}"),
+        };
+        Some(TestApp::spawn_on(url).await)
+    }
+
+    async fn spawn_on(database_url: String) -> TestApp {
+        let store = runtime::open_store(&database_url)
+            .await
+            .expect("open store");
+        let (_, admin) = serve::create_key(store.as_ref(), "test admin", vec![Scope::Admin])
+            .await
+            .expect("key");
+        let (_, service) = serve::create_key(
+            store.as_ref(),
+            "letters backend",
+            vec![
+                Scope::EnergyRead,
+                Scope::EnergyWrite,
+                Scope::EventsRead,
+                Scope::EventsWrite,
+            ],
+        )
+        .await
+        .expect("key");
+        let (_, reader) = serve::create_key(store.as_ref(), "dashboard", vec![Scope::EnergyRead])
+            .await
+            .expect("key");
+        let settings = Settings {
+            database_url: Some(database_url.clone()),
+            bind: Some("127.0.0.1:0".into()),
+            log_format: Some("json".into()),
+            config: Some(PathBuf::from("/dev/null")),
+            ..Settings::default()
+        };
+        let config = Config::resolve(&settings).expect("config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve::serve(config, listener, async move {
+            let _ = rx.await;
+        }));
+        let client = Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client");
+        for _ in 0..100 {
+            if client.get(format!("{base}/health")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        TestApp {
+            base,
+            client,
+            admin,
+            service,
+            reader,
+            store,
+            database_url,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            s.await.expect("server task").expect("server exits cleanly");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POST JSON with a bearer key.
+    pub async fn post(&self, key: &str, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST JSON with a bearer key and an idempotency header.
+    pub async fn post_idem(
+        &self,
+        key: &str,
+        path: &str,
+        header: &str,
+        idem: &str,
+        body: &Value,
+    ) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .header(header, idem)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GET with a bearer key.
+    pub async fn get(&self, key: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn check(&self, user: &str) -> Value {
+        json_ok(
+            self.post(
+                &self.service,
+                "/luna/energy/check",
+                &json!({"user_id": user}),
+            )
+            .await,
+        )
+        .await
+    }
+
+    pub async fn consume(&self, user: &str, action: &str) -> Response {
+        self.post(
+            &self.service,
+            "/luna/energy/consume",
+            &json!({"user_id": user, "action_name": action}),
+        )
+        .await
+    }
+
+    pub async fn balance(&self, user: &str) -> i64 {
+        self.check(user).await["current_energy"]
+            .as_i64()
+            .expect("current_energy")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts a status and returns the JSON body.
+pub async fn expect(r: Response, status: StatusCode) -> Value {
+    let got = r.status();
+    let text = r.text().await.expect("body");
+    assert_eq!(got, status, "unexpected status, body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Asserts 200 and returns the JSON body.
+pub async fn json_ok(r: Response) -> Value {
+    expect(r, StatusCode::OK).await
+}
+
+/// The `error` code of a `{"detail":{"error":…}}` body.
+pub fn error_code(v: &Value) -> &str {
+    v["detail"]["error"].as_str().unwrap_or("")
+}
+
+/// The `loc` of the first problem of a 422 list body.
+pub fn loc(v: &Value) -> Vec<String> {
+    v["detail"][0]["loc"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A user id no other test uses.
+pub fn uid(prefix: &str) -> String {
+    luna_testkit::contract::unique_user(prefix).to_string()
+}
