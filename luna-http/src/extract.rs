@@ -156,6 +156,12 @@ impl Principal {
 
     /// The user a request acts for, from an optional `user_id` in the body.
     pub fn user_for(&self, user_id: Option<&str>) -> Result<UserId, ApiError> {
+        let user = self.resolve_user(user_id)?;
+        crate::log_user(&user);
+        Ok(user)
+    }
+
+    fn resolve_user(&self, user_id: Option<&str>) -> Result<UserId, ApiError> {
         match (self, user_id) {
             (Principal::Service(_), None) => Err(ApiError::validation(
                 &["body", "user_id"],

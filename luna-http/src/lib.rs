@@ -142,11 +142,23 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
-/// The user a response concerns, for the access log.
-#[derive(Clone, Debug)]
-pub struct LoggedUser(pub String);
+tokio::task_local! {
+    /// The user the current request acts for, recorded when it is resolved, for the access log.
+    static LOGGED_USER: std::cell::RefCell<Option<String>>;
+}
+
+/// Records the user of the current request for its access-log line.
+pub(crate) fn log_user(user: &luna_core::UserId) {
+    let _ = LOGGED_USER.try_with(|u| *u.borrow_mut() = Some(user.to_string()));
+}
 
 async fn access_log(req: Request, next: Next) -> Response {
+    LOGGED_USER
+        .scope(std::cell::RefCell::new(None), logged(req, next))
+        .await
+}
+
+async fn logged(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let route = req
@@ -162,10 +174,7 @@ async fn access_log(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let latency = start.elapsed();
     let status = response.status().as_u16();
-    let user = response
-        .extensions()
-        .get::<LoggedUser>()
-        .map(|u| u.0.clone());
+    let user = LOGGED_USER.try_with(|u| u.borrow().clone()).ok().flatten();
     metrics::counter!("luna_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!("luna_http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string())

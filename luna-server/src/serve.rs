@@ -134,3 +134,20 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn database_passwords_never_reach_the_logs() {
+        assert_eq!(
+            redact("postgres://luna:s3cret@db:5432/luna"),
+            "postgres://luna:***@db:5432/luna"
+        );
+        assert_eq!(
+            redact("sqlite://./luna-data/luna.db"),
+            "sqlite://./luna-data/luna.db"
+        );
+    }
+}

@@ -864,6 +864,7 @@ pub async fn costs(State(state): State<AppState>) -> axum::Json<CostsResponse> {
 
 /// Paging parameters.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size (default 50, at most 200).
     pub limit: Option<String>,
@@ -923,6 +924,7 @@ pub async fn transactions(
 
 /// Range of analytics.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// Inclusive start (RFC 3339 or YYYY-MM-DD).
     pub from: Option<String>,

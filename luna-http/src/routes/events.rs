@@ -191,6 +191,7 @@ pub async fn post_event(
 
 /// Listing parameters.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsParams {
     /// Page size (default 50, at most 200).
     pub limit: Option<String>,

@@ -95,14 +95,20 @@ async fn luna_verify_passes_on_a_healthy_store_and_fails_on_a_tampered_projectio
         String::from_utf8_lossy(&ok.stdout)
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("OK"));
-    let path = url.trim_start_matches("sqlite://");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}"))
-        .await
-        .unwrap();
-    sqlx::query("UPDATE wallet SET summary = replace(summary, '\"balance\":75', '\"balance\":9999') WHERE balance = 75")
-        .execute(&pool)
-        .await
-        .unwrap();
+    // Tamper with one projection row (the event table itself refuses updates).
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(r#"UPDATE wallet SET summary = replace(summary, '"balance":75', '"balance":9999') WHERE balance = 75"#)
+            .execute(&pool)
+            .await
+            .unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(r#"UPDATE wallet SET summary = replace(summary::text, '"balance":75', '"balance":9999')::json WHERE balance = 75"#)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
     let bad = run(&url);
     assert!(
         !bad.status.success(),

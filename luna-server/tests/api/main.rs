@@ -42,8 +42,14 @@ fn fresh_dir(name: &str) -> PathBuf {
 }
 
 impl TestApp {
-    /// A server on a fresh SQLite file.
+    /// A server on a fresh SQLite file, or on a fresh PostgreSQL database when
+    /// `LUNA_API_BACKEND=postgres` (CI runs this suite once per backend).
     pub async fn spawn() -> TestApp {
+        if std::env::var("LUNA_API_BACKEND").as_deref() == Ok("postgres") {
+            return TestApp::spawn_postgres("api suite on postgres")
+                .await
+                .expect("LUNA_API_BACKEND=postgres needs LUNA_TEST_DATABASE_URL");
+        }
         let dir = fresh_dir("sqlite");
         TestApp::spawn_on(format!("sqlite://{}/luna.db", dir.display())).await
     }
