@@ -17,6 +17,7 @@ use luna_core::{
 };
 use luna_ports::{AppendBatch, Clock, EventMetadata, IdGenerator, NewEvent, Store};
 
+mod http;
 mod stats;
 
 use stats::Stats;
@@ -47,6 +48,22 @@ enum Command {
         /// SQLite with synchronous=NORMAL instead of FULL.
         #[arg(long)]
         sqlite_normal: bool,
+    },
+    /// The hub over HTTP (check and consume) beside a trivial axum route and raw sqlx, on
+    /// SQLite and (when given) PostgreSQL, then the invariants.
+    Http {
+        /// Also run on this PostgreSQL database (a fresh database is created on it).
+        #[arg(long, env = "LUNA_TEST_DATABASE_URL")]
+        postgres: Option<String>,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Requests per measurement.
+        #[arg(long, default_value_t = 6400)]
+        requests: usize,
+        /// Users the requests spread over.
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
     },
 }
 
@@ -137,7 +154,7 @@ async fn hub_consumes(hub: &Arc<Hub>, run: &str, ops: usize, concurrency: usize)
 }
 
 /// A stored consume event's columns, precomputed: the baseline writes the same bytes.
-fn sample_consume() -> luna_codec::NewEventRow {
+pub(crate) fn sample_consume() -> luna_codec::NewEventRow {
     let e = NewEvent {
         event_id: Id::from_u128(1),
         event: Event {
@@ -370,6 +387,51 @@ async fn main() {
             let _ = std::fs::remove_dir_all(&dir);
             match postgres {
                 Some(url) => postgres_run(&url, ops, concurrency, history).await,
+                None => println!(
+                    "\n(PostgreSQL skipped: pass --postgres URL or set LUNA_TEST_DATABASE_URL)"
+                ),
+            }
+        }
+        Command::Http {
+            postgres,
+            connections,
+            requests,
+            users,
+        } => {
+            println!(
+                "luna-bench http: {} CPUs",
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            );
+            let dir = std::env::temp_dir().join(format!("luna-bench-http-{}", std::process::id()));
+            let url = format!("sqlite://{}/luna.db", dir.display());
+            http::run(
+                "SQLite (synchronous=FULL)",
+                &url,
+                connections,
+                requests,
+                users,
+            )
+            .await;
+            let _ = std::fs::remove_dir_all(&dir);
+            match postgres {
+                Some(base) => {
+                    let name = format!("luna_bench_{}", std::process::id());
+                    let admin = sqlx::PgPool::connect(&base).await.expect("connect");
+                    sqlx::query(&format!("CREATE DATABASE {name}"))
+                        .execute(&admin)
+                        .await
+                        .expect("create database");
+                    let url = match base.rfind('/') {
+                        Some(i) if i > base.find("://").map_or(0, |s| s + 2) => {
+                            format!("{}/{name}", &base[..i])
+                        }
+                        _ => format!("{base}/{name}"),
+                    };
+                    http::run("PostgreSQL", &url, connections, requests, users).await;
+                    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                        .execute(&admin)
+                        .await;
+                }
                 None => println!(
                     "\n(PostgreSQL skipped: pass --postgres URL or set LUNA_TEST_DATABASE_URL)"
                 ),

@@ -34,6 +34,11 @@ impl Stats {
         self.pct(50)
     }
 
+    /// 99th percentile latency.
+    pub fn p99(&self) -> Duration {
+        self.pct(99)
+    }
+
     /// Operations per second.
     #[allow(
         clippy::cast_precision_loss,

@@ -129,7 +129,10 @@ impl FromRequestParts<AppState> for Principal {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
         if token.starts_with(SERVICE_KEY_PREFIX) {
-            let key = state.hub.store().find_key(&hash_secret(token)).await?;
+            let key = state
+                .keys
+                .find(state.hub.store().as_ref(), &hash_secret(token))
+                .await?;
             return key
                 .map(Principal::Service)
                 .ok_or_else(|| ApiError::unauthorized("Invalid or revoked key"));

@@ -23,6 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub mod error;
 pub mod extract;
+pub mod keys;
 pub mod limits;
 pub mod render;
 pub mod routes;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub config: Arc<HttpConfig>,
+    /// Recently found service keys.
+    pub keys: Arc<keys::KeyCache>,
 }
 
 #[derive(OpenApi)]

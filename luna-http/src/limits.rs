@@ -18,3 +18,7 @@ pub const MAX_REASON_LEN: usize = 500;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight requests may finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How long a found service key is trusted without asking the database again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most service keys cached at once.
+pub const KEY_CACHE_MAX: usize = 10_000;

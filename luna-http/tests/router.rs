@@ -37,6 +37,7 @@ async fn app() -> (axum::Router, Arc<MemoryStore>) {
         metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
             .build_recorder()
             .handle(),
+        keys: Arc::default(),
         config: Arc::new(HttpConfig {
             cors_origins: vec![],
             loopback_bind: true,

@@ -73,6 +73,7 @@ pub async fn serve(
     let state = AppState {
         hub,
         metrics: metrics_handle(),
+        keys: Arc::default(),
         config: Arc::new(HttpConfig {
             cors_origins: config.cors_origins.clone(),
             loopback_bind: listener.local_addr()?.ip().is_loopback(),

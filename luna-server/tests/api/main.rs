@@ -1,6 +1,9 @@
 //! Black-box tests: the real server on 127.0.0.1:0 with a fresh database, driven over HTTP.
 //! One test binary, modules by area, a `TestApp` whose methods are the API's vocabulary.
-#![allow(clippy::too_many_lines, reason = "black-box scenarios read top to bottom")]
+#![allow(
+    clippy::too_many_lines,
+    reason = "black-box scenarios read top to bottom"
+)]
 
 mod cli;
 mod energy;
