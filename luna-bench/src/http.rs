@@ -108,6 +108,10 @@ async fn drive(
 }
 
 /// Runs the HTTP benchmark on one backend.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one measurement script, top to bottom"
+)]
 pub async fn run(
     label: &str,
     database_url: &str,

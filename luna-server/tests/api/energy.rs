@@ -325,6 +325,9 @@ async fn credentials_and_scopes_are_enforced() {
         .revoke_key(key.id, luna_core::Timestamp::from_secs(1))
         .await
         .unwrap();
+    // revoked from outside the server: refused once its key-cache entry lapses
+    tokio::time::sleep(luna_http::limits::KEY_CACHE_TTL + std::time::Duration::from_millis(50))
+        .await;
     expect(
         app.post(&secret, "/luna/energy/check", &json!({"user_id": u}))
             .await,
