@@ -69,6 +69,7 @@ pub async fn serve(
             key.id
         );
     }
+    let purge = tokio::spawn(purge_idempotency(store.clone()));
     let hub = Arc::new(runtime::hub(&config, store)?);
     let state = AppState {
         hub,
@@ -100,8 +101,29 @@ pub async fn serve(
         r = server => r?,
         () = grace => tracing::warn!("in-flight requests did not finish within the grace period"),
     }
+    purge.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long idempotency records are kept (the spec asks for at least 24 h).
+pub const IDEMPOTENCY_RETENTION: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+/// How often old idempotency records are deleted.
+pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn purge_idempotency(store: Arc<dyn Store>) {
+    use luna_ports::Clock;
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        let retention = luna_core::Span::seconds(i64::try_from(IDEMPOTENCY_RETENTION.as_secs()).unwrap_or(i64::MAX));
+        let before = SystemClock.now().minus(retention);
+        match store.purge(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "old idempotency records deleted"),
+            Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+        }
+    }
 }
 
 /// A database URL without its password, for logs.
