@@ -32,8 +32,13 @@ use sqlx::{Row, Sqlite, Transaction};
 pub const DEFAULT_URL: &str = "sqlite://./luna-data/luna.db";
 /// How long a statement waits for a lock held by another process before failing `Busy`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Reader connections.
-pub const READERS: u32 = 4;
+/// Reader connections: one per CPU, between 2 and 8. Each sqlx SQLite connection is a thread;
+/// more readers than cores made checks slower (context switches), fewer serialised them
+/// (docs/PERFORMANCE.md).
+pub fn readers() -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    u32::try_from(cpus.clamp(2, 8)).unwrap_or(2)
+}
 
 const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, event_type, schema_version, payload, metadata, \
                              occurred_at_ms, recorded_at_ms";
@@ -132,7 +137,7 @@ impl SqliteStore {
             writer.clone()
         } else {
             SqlitePoolOptions::new()
-                .max_connections(READERS)
+                .max_connections(readers())
                 .connect_with(options.read_only(true))
                 .await
                 .map_err(map_err)?

@@ -116,7 +116,9 @@ async fn purge_idempotency(store: Arc<dyn Store>) {
     let mut tick = tokio::time::interval(PURGE_EVERY);
     loop {
         tick.tick().await;
-        let retention = luna_core::Span::seconds(i64::try_from(IDEMPOTENCY_RETENTION.as_secs()).unwrap_or(i64::MAX));
+        let retention = luna_core::Span::seconds(
+            i64::try_from(IDEMPOTENCY_RETENTION.as_secs()).unwrap_or(i64::MAX),
+        );
         let before = SystemClock.now().minus(retention);
         match store.purge(before).await {
             Ok(0) => {}
