@@ -53,12 +53,71 @@ pub enum Durability {
     Normal,
 }
 
+/// How long a cached projection row is trusted for reads.
+pub const PROJECTION_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most projection rows cached at once (the cache is cleared when full).
+pub const PROJECTION_CACHE_MAX: usize = 100_000;
+
 /// The SQLite store.
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     clock: Arc<dyn Clock>,
     fail_after_event_insert: AtomicBool,
+    projections: ProjectionCache,
+}
+
+/// Projection rows this process wrote or read, so a decision costs no read when the row is warm.
+///
+/// Correctness never depends on it: an append still carries the expected version and the
+/// database refuses a stale one; a failed append drops the row. Rows are trusted for reads for
+/// `PROJECTION_CACHE_TTL`, so a write by another process on the same file is seen by reads
+/// within that time, and by writes at once (their conflict drops the row).
+#[derive(Default)]
+struct ProjectionCache(
+    std::sync::Mutex<
+        std::collections::HashMap<UserId, (u64, luna_core::Summary, std::time::Instant)>,
+    >,
+);
+
+impl ProjectionCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<UserId, (u64, luna_core::Summary, std::time::Instant)>,
+    > {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, stream: &UserId) -> Option<(u64, luna_core::Summary)> {
+        let map = self.lock();
+        let (version, summary, at) = map.get(stream)?;
+        (at.elapsed() < PROJECTION_CACHE_TTL).then(|| (*version, summary.clone()))
+    }
+
+    /// Keeps the newest version seen (a read racing a write must not bring back an older row).
+    fn put(&self, stream: &UserId, version: u64, summary: &luna_core::Summary) {
+        let mut map = self.lock();
+        if map.len() >= PROJECTION_CACHE_MAX {
+            map.clear();
+        }
+        match map.get(stream) {
+            Some((v, _, at)) if *v > version && at.elapsed() < PROJECTION_CACHE_TTL => {}
+            _ => {
+                map.insert(
+                    stream.clone(),
+                    (version, summary.clone(), std::time::Instant::now()),
+                );
+            }
+        }
+    }
+
+    fn drop_row(&self, stream: &UserId) {
+        self.lock().remove(stream);
+    }
 }
 
 /// Maps a driver error to the port's error, by error code, never by message.
@@ -147,6 +206,7 @@ impl SqliteStore {
             reader,
             clock,
             fail_after_event_insert: AtomicBool::new(false),
+            projections: ProjectionCache::default(),
         })
     }
 
@@ -273,18 +333,23 @@ impl EventStore for SqliteStore {
             return Err(StoreError::backend(std::io::Error::other("empty append")));
         }
         let now = self.clock.now();
+        let stream = batch.stream.clone();
+        let new_version = batch.expected_version + batch.events.len() as u64;
+        let summary = batch.summary.clone();
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        match self.append_in(&mut tx, batch, now).await {
-            Ok(appended) => {
-                tx.commit().await.map_err(map_err)?;
-                Ok(appended)
-            }
+        let result = match self.append_in(&mut tx, batch, now).await {
+            Ok(appended) => tx.commit().await.map_err(map_err).map(|()| appended),
             Err(e) => {
                 // Dropping the transaction would roll back too; do it now to free the writer.
                 let _ = tx.rollback().await;
                 Err(e)
             }
+        };
+        match &result {
+            Ok(_) => self.projections.put(&stream, new_version, &summary),
+            Err(_) => self.projections.drop_row(&stream),
         }
+        result
     }
 
     async fn load(
@@ -292,16 +357,26 @@ impl EventStore for SqliteStore {
         stream: &UserId,
         entities: &[EntityRef],
     ) -> Result<LoadedWallet, StoreError> {
-        let Some(row) = sqlx::query("SELECT version, summary FROM wallet WHERE stream_id = ?")
-            .bind(stream.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?
-        else {
-            return Ok(LoadedWallet::default());
+        let (version, summary) = match self.projections.get(stream) {
+            Some(row) => row,
+            None => {
+                let Some(row) =
+                    sqlx::query("SELECT version, summary FROM wallet WHERE stream_id = ?")
+                        .bind(stream.as_str())
+                        .fetch_optional(&self.reader)
+                        .await
+                        .map_err(map_err)?
+                else {
+                    return Ok(LoadedWallet::default());
+                };
+                let version: i64 = row.try_get("version").map_err(map_err)?;
+                let text: String = row.try_get("summary").map_err(map_err)?;
+                let version = u64::try_from(version).unwrap_or(0);
+                let summary = decode_summary(&text).map_err(StoreError::backend)?;
+                self.projections.put(stream, version, &summary);
+                (version, summary)
+            }
         };
-        let version: i64 = row.try_get("version").map_err(map_err)?;
-        let summary: String = row.try_get("summary").map_err(map_err)?;
         let mut entity_events = Vec::new();
         if !entities.is_empty() {
             let marks = vec!["?"; entities.len()].join(", ");
@@ -317,8 +392,8 @@ impl EventStore for SqliteStore {
             }
         }
         Ok(LoadedWallet {
-            version: u64::try_from(version).unwrap_or(0),
-            summary: decode_summary(&summary).map_err(StoreError::backend)?,
+            version,
+            summary,
             entity_events,
         })
     }

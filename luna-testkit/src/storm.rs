@@ -17,6 +17,8 @@ pub struct StormPlan {
     pub ops_per_task: usize,
     /// Users the operations spread over.
     pub users: usize,
+    /// Pause before checking, for stores whose reads may lag other instances' writes.
+    pub settle: std::time::Duration,
 }
 
 impl StormPlan {
@@ -25,6 +27,7 @@ impl StormPlan {
         tasks: 32,
         ops_per_task: 200,
         users: 5,
+        settle: std::time::Duration::ZERO,
     };
 }
 
@@ -184,6 +187,7 @@ pub async fn storm(hubs: &[Arc<Hub>], plan: StormPlan, prefix: &str) -> StormRep
         report.refusals += t.refusals;
         report.replays += t.replays;
     }
+    tokio::time::sleep(plan.settle).await;
     let store = hubs[0].store().clone();
     let welcome = i64::from(hubs[0].policy().welcome_energy.units());
     for u in &users {
