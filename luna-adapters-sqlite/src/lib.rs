@@ -357,25 +357,23 @@ impl EventStore for SqliteStore {
         stream: &UserId,
         entities: &[EntityRef],
     ) -> Result<LoadedWallet, StoreError> {
-        let (version, summary) = match self.projections.get(stream) {
-            Some(row) => row,
-            None => {
-                let Some(row) =
-                    sqlx::query("SELECT version, summary FROM wallet WHERE stream_id = ?")
-                        .bind(stream.as_str())
-                        .fetch_optional(&self.reader)
-                        .await
-                        .map_err(map_err)?
-                else {
-                    return Ok(LoadedWallet::default());
-                };
-                let version: i64 = row.try_get("version").map_err(map_err)?;
-                let text: String = row.try_get("summary").map_err(map_err)?;
-                let version = u64::try_from(version).unwrap_or(0);
-                let summary = decode_summary(&text).map_err(StoreError::backend)?;
-                self.projections.put(stream, version, &summary);
-                (version, summary)
-            }
+        let (version, summary) = if let Some(row) = self.projections.get(stream) {
+            row
+        } else {
+            let Some(row) = sqlx::query("SELECT version, summary FROM wallet WHERE stream_id = ?")
+                .bind(stream.as_str())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(map_err)?
+            else {
+                return Ok(LoadedWallet::default());
+            };
+            let version: i64 = row.try_get("version").map_err(map_err)?;
+            let text: String = row.try_get("summary").map_err(map_err)?;
+            let version = u64::try_from(version).unwrap_or(0);
+            let summary = decode_summary(&text).map_err(StoreError::backend)?;
+            self.projections.put(stream, version, &summary);
+            (version, summary)
         };
         let mut entity_events = Vec::new();
         if !entities.is_empty() {
