@@ -177,8 +177,9 @@ impl Principal {
         }
     }
 
-    /// The user of a path segment, if the principal may read it.
-    pub fn user_in_path(&self, user_id: &str) -> Result<UserId, ApiError> {
+    /// The user of a path segment, if the principal holds `scope` and may read that user.
+    pub fn reader_of(&self, scope: Scope, user_id: &str) -> Result<UserId, ApiError> {
+        self.require(scope)?;
         self.user_for(Some(user_id))
     }
 

@@ -21,7 +21,7 @@ use crate::extract::{CallContext, JsonBody, Principal};
 use crate::limits::{MAX_CONTEXT_BYTES, MAX_GRANT, MAX_REASON_LEN};
 use crate::render::{keep, parse_time, render, respond, rfc3339};
 use crate::routes::{
-    ErrorBody, InsufficientEnergyBody, ValidationErrorBody, page_limit, parse_cursor,
+    ErrorBody, InsufficientEnergyBody, ValidationErrorBody, page_limit, parse_cursor, query_params,
 };
 
 // ---- requests ---------------------------------------------------------------------------
@@ -888,10 +888,8 @@ pub async fn transactions(
     Path(user_id): Path<String>,
     query: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EnergyRead)?;
-    let user = principal.user_in_path(&user_id)?;
-    let Query(q) =
-        query.map_err(|e| ApiError::validation(&["query"], &e.body_text(), "value_error.query"))?;
+    let user = principal.reader_of(Scope::EnergyRead, &user_id)?;
+    let q = query_params(query)?;
     let limit = page_limit(q.limit.as_deref())?;
     let before = parse_cursor(q.before.as_deref())?;
     let page = state.hub.transactions(&user, before, limit).await?;
@@ -948,10 +946,8 @@ pub async fn analytics(
     Path(user_id): Path<String>,
     query: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EnergyRead)?;
-    let user = principal.user_in_path(&user_id)?;
-    let Query(q) =
-        query.map_err(|e| ApiError::validation(&["query"], &e.body_text(), "value_error.query"))?;
+    let user = principal.reader_of(Scope::EnergyRead, &user_id)?;
+    let q = query_params(query)?;
     let time = |v: Option<&str>, name: &str| {
         v.map(|s| {
             parse_time(s).ok_or_else(|| {

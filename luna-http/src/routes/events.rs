@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::extract::{CallContext, JsonBody, Principal};
 use crate::limits::MAX_EVENT_DATA_BYTES;
 use crate::render::{keep, render, respond, rfc3339};
-use crate::routes::{ErrorBody, ValidationErrorBody, page_limit, parse_cursor};
+use crate::routes::{ErrorBody, ValidationErrorBody, page_limit, parse_cursor, query_params};
 
 /// An app event to record.
 #[derive(Deserialize, ToSchema)]
@@ -256,10 +256,8 @@ pub async fn list_events(
     Path(user_id): Path<String>,
     query: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EventsRead)?;
-    let user = principal.user_in_path(&user_id)?;
-    let Query(q) =
-        query.map_err(|e| ApiError::validation(&["query"], &e.body_text(), "value_error.query"))?;
+    let user = principal.reader_of(Scope::EventsRead, &user_id)?;
+    let q = query_params(query)?;
     let limit = page_limit(q.limit.as_deref())?;
     let before = parse_cursor(q.before.as_deref())?;
     let page = state
@@ -301,8 +299,7 @@ pub async fn narrative(
     principal: Principal,
     Path(user_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EventsRead)?;
-    let user = principal.user_in_path(&user_id)?;
+    let user = principal.reader_of(Scope::EventsRead, &user_id)?;
     let input = state.hub.narrative(&user).await?;
     let n = input.narrative();
     let generated = rfc3339(n.generated_at);

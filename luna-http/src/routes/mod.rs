@@ -66,3 +66,12 @@ pub fn parse_cursor(raw: Option<&str>) -> Result<Option<u64>, ApiError> {
             )
         })
 }
+
+/// Query parameters, or 422 in the list shape.
+pub fn query_params<T>(
+    query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    query
+        .map(|axum::extract::Query(q)| q)
+        .map_err(|e| ApiError::validation(&["query"], &e.body_text(), "value_error.query"))
+}
