@@ -13,9 +13,10 @@ use luna_adapters_sqlite::{Durability, SqliteStore};
 use luna_app::{ConsumeRequest, Hub};
 use luna_core::{
     AccountOpened, ActionName, Catalog, Energy, EnergyConsumed, EnergyGranted, Event, EventKind,
-    Id, Policy, Timestamp, UserId, Wallet,
+    Id, Policy, UserId, Wallet,
 };
 use luna_ports::{AppendBatch, Clock, EventMetadata, IdGenerator, NewEvent, Store};
+use luna_server::runtime::{SystemClock, UuidIds};
 
 mod http;
 mod stats;
@@ -65,27 +66,6 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         users: usize,
     },
-}
-
-/// The wall clock.
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
-    }
-}
-
-/// Random (v4) ids.
-struct UuidIds;
-
-impl IdGenerator for UuidIds {
-    fn next_id(&self) -> Id {
-        Id::from_u128(uuid::Uuid::new_v4().as_u128())
-    }
 }
 
 fn hub(store: Arc<dyn Store>) -> Arc<Hub> {
@@ -306,7 +286,12 @@ async fn sqlite_run(
     let hub = hub(store.clone());
     let luna = hub_consumes(&hub, "sq", ops, concurrency).await;
     let baseline2 = baselines::sqlite(store.pool(), &sample_consume(), ops, concurrency).await;
-    let baseline = Stats::merge(vec![baseline, baseline2]);
+    report(&Stats::merge(vec![baseline, baseline2]), &luna);
+    history_latency(&hub, store.as_ref(), "sq", history).await;
+}
+
+/// Prints a store run's hub figures beside its baseline.
+fn report(baseline: &Stats, luna: &Stats) {
     println!(
         "  raw sqlx baseline (select + insert event + update wallet): {}",
         baseline.line()
@@ -319,7 +304,6 @@ async fn sqlite_run(
         "  luna / baseline throughput: {:.0} %",
         100.0 * luna.per_sec() / baseline.per_sec()
     );
-    history_latency(&hub, store.as_ref(), "sq", history).await;
 }
 
 async fn postgres_run(url: &str, ops: usize, concurrency: usize, history: usize) {
@@ -334,19 +318,7 @@ async fn postgres_run(url: &str, ops: usize, concurrency: usize, history: usize)
     let hub = hub(store.clone());
     let luna = hub_consumes(&hub, "pg", ops, concurrency).await;
     let baseline2 = baselines::postgres(store.pool(), &sample_consume(), ops, concurrency).await;
-    let baseline = Stats::merge(vec![baseline, baseline2]);
-    println!(
-        "  raw sqlx baseline (select + insert event + update wallet): {}",
-        baseline.line()
-    );
-    println!(
-        "  luna consume (load + decide + append)                    : {}",
-        luna.line()
-    );
-    println!(
-        "  luna / baseline throughput: {:.0} %",
-        100.0 * luna.per_sec() / baseline.per_sec()
-    );
+    report(&Stats::merge(vec![baseline, baseline2]), &luna);
     history_latency(&hub, store.as_ref(), "pg", history).await;
     let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(store.pool())
