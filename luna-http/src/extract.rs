@@ -14,12 +14,28 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::limits::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 
-/// A JSON body, with its canonical form (parsed, keys sorted) for idempotency fingerprints.
+/// A JSON body, and its bytes for the idempotency fingerprint.
 pub struct JsonBody<T> {
     /// The parsed value.
     pub value: T,
-    /// The canonical JSON text.
-    pub canonical: String,
+    bytes: axum::body::Bytes,
+}
+
+impl<T> JsonBody<T> {
+    /// The canonical JSON text (parsed, keys sorted): computed only when a request carries an
+    /// idempotency key, so the hot path parses its body once.
+    pub fn canonical(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.bytes)
+            .map_or_else(|_| String::new(), |v| v.to_string())
+    }
+}
+
+fn malformed(e: &impl std::fmt::Display) -> ApiError {
+    ApiError::validation(
+        &["body"],
+        &format!("Malformed JSON: {e}"),
+        "value_error.jsondecode",
+    )
 }
 
 fn missing_field(msg: &str) -> Option<&str> {
@@ -55,17 +71,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "value_error.content_type",
             ));
         }
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::validation(
-                &["body"],
-                &format!("Malformed JSON: {e}"),
-                "value_error.jsondecode",
-            )
-        })?;
-        let canonical = value.to_string();
-        // Deserialised from the bytes, not the value, so embedded client JSON stays verbatim.
+        // Deserialised from the bytes (not via a Value) so embedded client JSON stays verbatim.
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let parsed: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            if e.inner().is_syntax() || e.inner().is_eof() {
+                return malformed(e.inner());
+            }
             let inner = e.inner().to_string();
             let mut loc: Vec<String> = vec!["body".to_owned()];
             let path = e.path().to_string();
@@ -80,9 +91,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             let refs: Vec<&str> = loc.iter().map(String::as_str).collect();
             ApiError::validation(&refs, &inner, "type_error")
         })?;
+        de.end().map_err(|e| malformed(&e))?;
         Ok(JsonBody {
             value: parsed,
-            canonical,
+            bytes,
         })
     }
 }
@@ -232,12 +244,13 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// Builds the context of a mutating call on `route` whose request is `canonical`.
+    /// Builds the context of a mutating call on `route`; `canonical` gives the request's
+    /// canonical JSON, asked for only when the client sent an idempotency key.
     pub fn new(
         principal: &Principal,
         headers: &HeaderMap,
         route: &str,
-        canonical: &str,
+        canonical: impl FnOnce() -> String,
     ) -> Result<CallContext, ApiError> {
         let key = idempotency_key(headers)?;
         let meta = EventMetadata {
@@ -247,7 +260,7 @@ impl CallContext {
         };
         let idempotency = key.map(|k| {
             let scoped = format!("{}|{route}|{k}", principal.id());
-            let fingerprint = hash_secret(&format!("{route}\n{canonical}"));
+            let fingerprint = hash_secret(&format!("{route}\n{}", canonical()));
             (scoped, fingerprint)
         });
         Ok(CallContext { meta, idempotency })

@@ -432,7 +432,7 @@ pub async fn check(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::EnergyRead)?;
     let user = principal.user_for(body.value.user_id.as_deref())?;
-    let call = CallContext::new(&principal, &headers, "check", &body.canonical)?;
+    let call = CallContext::new(&principal, &headers, "check", || body.canonical())?;
     let o = state.hub.check(&user, &call.meta).await?;
     let v = &o.view;
     Ok(axum::Json(CheckResponse {
@@ -473,7 +473,7 @@ pub async fn can_perform(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::EnergyRead)?;
     let user = principal.user_for(body.value.user_id.as_deref())?;
-    let call = CallContext::new(&principal, &headers, "can-perform", &body.canonical)?;
+    let call = CallContext::new(&principal, &headers, "can-perform", || body.canonical())?;
     let o = state
         .hub
         .can_perform(&user, &body.value.action_name, &call.meta)
@@ -518,7 +518,7 @@ pub async fn consume(
     principal.require(Scope::EnergyWrite)?;
     let user = principal.user_for(body.value.user_id.as_deref())?;
     let context = context_of(body.value.context.as_deref(), "context")?;
-    let call = CallContext::new(&principal, &headers, "consume", &body.canonical)?;
+    let call = CallContext::new(&principal, &headers, "consume", || body.canonical())?;
     let render = |r: &Result<ConsumeOutcome, AppError>| render(r, StatusCode::OK, consume_dto);
     let encode = |r: &Result<ConsumeOutcome, AppError>| keep(render(r));
     let idem = call.idempotency.map(|(key, fingerprint)| Idempotency {
@@ -567,7 +567,7 @@ pub async fn reserve(
         }
     };
     let context = context_of(body.value.context.as_deref(), "context")?;
-    let call = CallContext::new(&principal, &headers, "reserve", &body.canonical)?;
+    let call = CallContext::new(&principal, &headers, "reserve", || body.canonical())?;
     let render = |r: &Result<ReserveOutcome, AppError>| {
         render(r, StatusCode::CREATED, |o: &ReserveOutcome| {
             ReserveResponse {
@@ -618,12 +618,9 @@ pub async fn commit(
     principal.require(Scope::EnergyWrite)?;
     let id = reservation_id(&id)?;
     let context = context_of(body.value.context.as_deref(), "context")?;
-    let call = CallContext::new(
-        &principal,
-        &headers,
-        &format!("commit/{id}"),
-        &body.canonical,
-    )?;
+    let call = CallContext::new(&principal, &headers, &format!("commit/{id}"), || {
+        body.canonical()
+    })?;
     let render = |r: &Result<ConsumeOutcome, AppError>| render(r, StatusCode::OK, consume_dto);
     let encode = |r: &Result<ConsumeOutcome, AppError>| keep(render(r));
     let idem = call.idempotency.map(|(key, fingerprint)| Idempotency {
@@ -660,12 +657,9 @@ pub async fn release(
     principal.require(Scope::EnergyWrite)?;
     let id = reservation_id(&id)?;
     let _ = body.value;
-    let call = CallContext::new(
-        &principal,
-        &headers,
-        &format!("release/{id}"),
-        &body.canonical,
-    )?;
+    let call = CallContext::new(&principal, &headers, &format!("release/{id}"), || {
+        body.canonical()
+    })?;
     let render = |r: &Result<ReleaseOutcome, AppError>| {
         render(r, StatusCode::OK, |o: &ReleaseOutcome| ReleaseResponse {
             success: true,
@@ -718,7 +712,7 @@ pub async fn refund(
         }
     };
     let reason = reason_of(&body.value.reason)?;
-    let call = CallContext::new(&principal, &headers, "refund", &body.canonical)?;
+    let call = CallContext::new(&principal, &headers, "refund", || body.canonical())?;
     let render = |r: &Result<RefundOutcome, AppError>| {
         render(r, StatusCode::OK, |o: &RefundOutcome| RefundResponse {
             success: true,
@@ -781,7 +775,7 @@ pub async fn grant(
         }
     };
     let reason = reason_of(&body.value.reason)?;
-    let call = CallContext::new(&principal, &headers, "grant", &body.canonical)?;
+    let call = CallContext::new(&principal, &headers, "grant", || body.canonical())?;
     let render = |r: &Result<GrantOutcome, AppError>| {
         render(r, StatusCode::OK, |o: &GrantOutcome| GrantResponse {
             success: true,

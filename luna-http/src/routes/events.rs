@@ -164,7 +164,7 @@ pub async fn post_event(
                 "type_error.dict",
             )
         })?;
-    let call = CallContext::new(&principal, &headers, "events", &body.canonical)?;
+    let call = CallContext::new(&principal, &headers, "events", || body.canonical())?;
     let render = |r: &Result<AppEventOutcome, AppError>| {
         render(r, StatusCode::CREATED, |o: &AppEventOutcome| {
             PostEventResponse {

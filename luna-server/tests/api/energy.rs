@@ -178,6 +178,22 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         .unwrap();
     let v = expect(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(loc(&v), ["body"]);
+    assert_eq!(v["detail"][0]["type"], "value_error.jsondecode");
+    // trailing garbage after a valid object → 422
+    let r = app
+        .client
+        .post(app.url("/luna/energy/consume"))
+        .bearer_auth(&app.service)
+        .header("content-type", "application/json")
+        .body(format!(
+            "{} x",
+            json!({"user_id": u, "action_name": "conseil_rapide"})
+        ))
+        .send()
+        .await
+        .unwrap();
+    let v = expect(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(v["detail"][0]["type"], "value_error.jsondecode");
     // no JSON content type → 422
     let r = app
         .client
