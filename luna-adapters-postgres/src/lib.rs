@@ -32,7 +32,16 @@ pub const POOL_SIZE: u32 = 16;
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 const EVENT_COLUMNS: &str = "position, event_id::text AS event_id, stream_id, version, event_type, schema_version, \
-                             payload::text AS payload, metadata::text AS metadata, occurred_at_ms, recorded_at_ms";
+                             payload::text AS payload, metadata::text AS metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after";
+
+/// The projection row with the events of the named entities (`$2`), oldest first, in one
+/// statement; a row with a NULL position when the entities have no event.
+const ENTITY_LOAD: &str = "SELECT w.version AS wallet_version, w.summary::text AS summary, \
+     e.position, e.event_id::text AS event_id, e.stream_id, e.version, e.event_type, e.schema_version, \
+     e.payload::text AS payload, e.metadata::text AS metadata, e.occurred_at_ms, e.recorded_at_ms, \
+     e.balance_after, e.available_after \
+     FROM wallet w LEFT JOIN event e ON e.stream_id = w.stream_id AND e.entity = ANY($2) \
+     WHERE w.stream_id = $1 ORDER BY e.position";
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -78,6 +87,8 @@ fn event_row(r: &PgRow) -> Result<RecordedEvent, StoreError> {
         metadata: r.try_get("metadata").map_err(map_err)?,
         occurred_at_ms: r.try_get("occurred_at_ms").map_err(map_err)?,
         recorded_at_ms: r.try_get("recorded_at_ms").map_err(map_err)?,
+        balance_after: r.try_get("balance_after").map_err(map_err)?,
+        available_after: r.try_get("available_after").map_err(map_err)?,
     };
     decode_row(&row).map_err(StoreError::backend)
 }
@@ -155,8 +166,8 @@ impl PgStore {
             let version = batch.expected_version + 1 + i as u64;
             let position: i64 = sqlx::query_scalar(
                 "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
-                 metadata, occurred_at_ms, recorded_at_ms) \
-                 VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10) RETURNING position",
+                 metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
+                 VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12) RETURNING position",
             )
             .bind(&row.event_id)
             .bind(stream)
@@ -168,6 +179,8 @@ impl PgStore {
             .bind(&row.metadata)
             .bind(row.occurred_at_ms)
             .bind(now.millis())
+            .bind(row.balance_after)
+            .bind(row.available_after)
             .fetch_one(&mut **tx)
             .await
             .map_err(map_err)?;
@@ -275,39 +288,57 @@ impl EventStore for PgStore {
         stream: &UserId,
         entities: &[EntityRef],
     ) -> Result<LoadedWallet, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT version, summary::text AS summary FROM wallet WHERE stream_id = $1",
-        )
-        .bind(stream.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        else {
-            return Ok(LoadedWallet::default());
-        };
-        let version: i64 = row.try_get("version").map_err(map_err)?;
-        let summary: String = row.try_get("summary").map_err(map_err)?;
-        let mut entity_events = Vec::new();
-        if !entities.is_empty() {
-            let keys: Vec<String> = entities.iter().map(EntityRef::key).collect();
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = $1 AND entity = ANY($2) ORDER BY position"
-            );
-            for r in sqlx::query(&sql)
+        // One statement, so the projection row and the entity events come from one snapshot.
+        let keys: Vec<String> = entities.iter().map(EntityRef::key).collect();
+        let rows = if keys.is_empty() {
+            sqlx::query(
+                "SELECT version AS wallet_version, summary::text AS summary FROM wallet WHERE stream_id = $1",
+            )
+            .bind(stream.as_str())
+            .fetch_all(&self.pool)
+            .await
+        } else {
+            sqlx::query(ENTITY_LOAD)
                 .bind(stream.as_str())
                 .bind(&keys)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(map_err)?
-            {
-                entity_events.push(event_row(&r)?);
+        }
+        .map_err(map_err)?;
+        let Some(first) = rows.first() else {
+            return Ok(LoadedWallet::default());
+        };
+        let version: i64 = first.try_get("wallet_version").map_err(map_err)?;
+        let summary: String = first.try_get("summary").map_err(map_err)?;
+        let mut entity_events = Vec::new();
+        if !keys.is_empty() {
+            for r in &rows {
+                let position: Option<i64> = r.try_get("position").map_err(map_err)?;
+                if position.is_some() {
+                    entity_events.push(event_row(r)?);
+                }
             }
         }
         Ok(LoadedWallet {
-            version: u64::try_from(version).unwrap_or(0),
+            version: u64::try_from(version).map_err(StoreError::backend)?,
             summary: decode_summary(&summary).map_err(StoreError::backend)?,
             entity_events,
+            cached: false,
         })
+    }
+
+    async fn current_version(&self, stream: &UserId) -> Result<u64, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM wallet WHERE stream_id = $1")
+                .bind(stream.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        match version {
+            // No projection row: the stream has no event yet.
+            None => Ok(0),
+            Some(v) => u64::try_from(v).map_err(StoreError::backend),
+        }
     }
 
     async fn read_stream(&self, stream: &UserId) -> Result<Vec<RecordedEvent>, StoreError> {

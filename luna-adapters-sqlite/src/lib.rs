@@ -41,7 +41,7 @@ pub fn readers() -> u32 {
 }
 
 const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, event_type, schema_version, payload, metadata, \
-                             occurred_at_ms, recorded_at_ms";
+                             occurred_at_ms, recorded_at_ms, balance_after, available_after";
 
 /// How the store syncs commits to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,6 +140,10 @@ fn i64_of(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::backend(std::io::Error::other("value out of range")))
 }
 
+fn u64_of(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::backend(std::io::Error::other("negative value")))
+}
+
 fn event_row(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     let row = EventRow {
         position: r.try_get("position").map_err(map_err)?,
@@ -152,6 +156,8 @@ fn event_row(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         metadata: r.try_get("metadata").map_err(map_err)?,
         occurred_at_ms: r.try_get("occurred_at_ms").map_err(map_err)?,
         recorded_at_ms: r.try_get("recorded_at_ms").map_err(map_err)?,
+        balance_after: r.try_get("balance_after").map_err(map_err)?,
+        available_after: r.try_get("available_after").map_err(map_err)?,
     };
     decode_row(&row).map_err(StoreError::backend)
 }
@@ -235,7 +241,8 @@ impl SqliteStore {
             let version = batch.expected_version + 1 + i as u64;
             let position: i64 = sqlx::query_scalar(
                 "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
-                 metadata, occurred_at_ms, recorded_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
+                 metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
             )
             .bind(&row.event_id)
             .bind(stream)
@@ -247,6 +254,8 @@ impl SqliteStore {
             .bind(&row.metadata)
             .bind(row.occurred_at_ms)
             .bind(now.millis())
+            .bind(row.balance_after)
+            .bind(row.available_after)
             .fetch_one(&mut **tx)
             .await
             .map_err(map_err)?;
@@ -357,24 +366,30 @@ impl EventStore for SqliteStore {
         stream: &UserId,
         entities: &[EntityRef],
     ) -> Result<LoadedWallet, StoreError> {
-        let (version, summary) = if let Some(row) = self.projections.get(stream) {
-            row
-        } else {
-            let Some(row) = sqlx::query("SELECT version, summary FROM wallet WHERE stream_id = ?")
-                .bind(stream.as_str())
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(map_err)?
-            else {
-                return Ok(LoadedWallet::default());
-            };
-            let version: i64 = row.try_get("version").map_err(map_err)?;
-            let text: String = row.try_get("summary").map_err(map_err)?;
-            let version = u64::try_from(version).unwrap_or(0);
-            let summary = decode_summary(&text).map_err(StoreError::backend)?;
-            self.projections.put(stream, version, &summary);
-            (version, summary)
+        if entities.is_empty() {
+            if let Some((version, summary)) = self.projections.get(stream) {
+                return Ok(LoadedWallet {
+                    version,
+                    summary,
+                    entity_events: Vec::new(),
+                    cached: true,
+                });
+            }
+        }
+        // The projection row and the entity events from one read transaction, so they agree.
+        let mut tx = self.reader.begin().await.map_err(map_err)?;
+        let row = sqlx::query("SELECT version, summary FROM wallet WHERE stream_id = ?")
+            .bind(stream.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else {
+            return Ok(LoadedWallet::default());
         };
+        let version: i64 = row.try_get("version").map_err(map_err)?;
+        let text: String = row.try_get("summary").map_err(map_err)?;
+        let version = u64_of(version)?;
+        let summary = decode_summary(&text).map_err(StoreError::backend)?;
         let mut entity_events = Vec::new();
         if !entities.is_empty() {
             let marks = vec!["?"; entities.len()].join(", ");
@@ -385,15 +400,36 @@ impl EventStore for SqliteStore {
             for e in entities {
                 q = q.bind(e.key());
             }
-            for r in q.fetch_all(&self.reader).await.map_err(map_err)? {
+            for r in q.fetch_all(&mut *tx).await.map_err(map_err)? {
                 entity_events.push(event_row(&r)?);
             }
         }
+        tx.commit().await.map_err(map_err)?;
+        self.projections.put(stream, version, &summary);
         Ok(LoadedWallet {
             version,
             summary,
             entity_events,
+            cached: false,
         })
+    }
+
+    async fn current_version(&self, stream: &UserId) -> Result<u64, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM wallet WHERE stream_id = ?")
+                .bind(stream.as_str())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(map_err)?;
+        let version = version.map(u64_of).transpose()?.unwrap_or(0);
+        if self
+            .projections
+            .get(stream)
+            .is_some_and(|(cached, _)| cached != version)
+        {
+            self.projections.drop_row(stream);
+        }
+        Ok(version)
     }
 
     async fn read_stream(&self, stream: &UserId) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -1,12 +1,13 @@
 //! The command loop every write use case goes through:
 //! idempotency check → load → decide → append with the expected version → retry on conflict.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use luna_core::{Command, EntityRef, Env, Timestamp, UserId, Wallet, decide};
+use luna_core::{Command, EntityRef, Env, EventKind, Timestamp, UserId, Wallet, decide};
 use luna_ports::{
-    AppendBatch, EventMetadata, IdempotencyRecord, NewEvent, PendingIdempotency, Receipt,
-    RecordedEvent, StoreError, StoredResponse,
+    AppendBatch, EnergyAfter, EventMetadata, IdempotencyRecord, NewEvent, PendingIdempotency,
+    Receipt, RecordedEvent, StoreError, StoredResponse,
 };
 
 use crate::error::AppError;
@@ -18,17 +19,16 @@ pub const MAX_ATTEMPTS: u32 = 200;
 pub const MAX_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Renders the response an idempotency key keeps (`None`: keep nothing, e.g. for a 5xx).
-pub type Encoder<'a, T> =
-    &'a (dyn Fn(&Result<T, AppError>) -> Option<StoredResponse> + Send + Sync);
+pub type Encoder<T> = Arc<dyn Fn(&Result<T, AppError>) -> Option<StoredResponse> + Send + Sync>;
 
 /// An idempotency key on a command.
-pub struct Idempotency<'a, T> {
+pub struct Idempotency<T> {
     /// The key, already scoped by principal and route.
     pub key: String,
     /// A digest of the request.
     pub fingerprint: String,
     /// Renders the response to keep.
-    pub encode: Encoder<'a, T>,
+    pub encode: Encoder<T>,
 }
 
 /// A use case's answer: fresh, or the response kept for a repeated idempotency key.
@@ -67,6 +67,20 @@ pub struct Decided<'a> {
 }
 
 impl Decided<'_> {
+    /// The figures after the newest event, new or loaded, matching `pred` (`None` for an
+    /// event stored before figures were kept).
+    pub fn after(&self, pred: impl Fn(&luna_core::EventKind) -> bool) -> Option<EnergyAfter> {
+        match self.new_events.iter().rev().find(|e| pred(&e.event.kind)) {
+            Some(e) => e.after,
+            None => self
+                .prior
+                .iter()
+                .rev()
+                .find(|e| pred(&e.event.kind))
+                .and_then(|e| e.after),
+        }
+    }
+
     /// The id of the newest event, new or loaded, matching `pred`.
     pub fn event_id(&self, pred: impl Fn(&luna_core::EventKind) -> bool) -> Option<luna_core::Id> {
         self.new_events
@@ -88,7 +102,7 @@ impl Hub {
     /// Checks an idempotency key before doing anything.
     pub(crate) async fn replay<T>(
         &self,
-        idem: Option<&Idempotency<'_, T>>,
+        idem: Option<&Idempotency<T>>,
     ) -> Result<Option<StoredResponse>, AppError> {
         let Some(i) = idem else { return Ok(None) };
         match self.store.get(&i.key).await? {
@@ -102,7 +116,7 @@ impl Hub {
     /// same key won the race, answers with its response.
     pub(crate) async fn finish<T>(
         &self,
-        idem: Option<&Idempotency<'_, T>>,
+        idem: Option<&Idempotency<T>>,
         result: Result<T, AppError>,
     ) -> Result<Reply<T>, AppError> {
         let Some(i) = idem else {
@@ -127,11 +141,51 @@ impl Hub {
         }
     }
 
+    /// Keeps an answer given before any use case ran (the request itself was refused: a bad
+    /// field, another user's id) under its idempotency key, like any other final answer.
+    /// Returns the answer to send: this one, or the one a first request with the key got.
+    pub async fn keep_answer<T>(
+        &self,
+        idem: &Idempotency<T>,
+        response: StoredResponse,
+    ) -> Result<StoredResponse, AppError> {
+        if let Some(r) = self.replay(Some(idem)).await? {
+            return Ok(r);
+        }
+        let record = IdempotencyRecord {
+            key: idem.key.clone(),
+            fingerprint: idem.fingerprint.clone(),
+            response: response.clone(),
+            created_at: self.clock.now(),
+        };
+        match self.store.put(record).await {
+            Ok(()) => Ok(response),
+            // Another request with the key won the race: answer as it did.
+            Err(StoreError::Conflict) => self.replay(Some(idem)).await?.ok_or(AppError::Contended),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether a decision that appends nothing was made on the stream's current version. A
+    /// summary read from a cache is confirmed against the database; views (`Open`) may lag.
+    async fn decided_on_current(
+        &self,
+        user: &UserId,
+        loaded: (u64, bool),
+        command: &Command,
+    ) -> Result<bool, AppError> {
+        let (version, cached) = loaded;
+        if !cached || matches!(command, Command::Open) {
+            return Ok(true);
+        }
+        Ok(self.store.current_version(user).await? == version)
+    }
+
     /// Refuses before deciding (bad action, unknown reservation), keeping the refusal for the
     /// idempotency key like any other final answer.
     pub(crate) async fn refuse<T>(
         &self,
-        idem: Option<&Idempotency<'_, T>>,
+        idem: Option<&Idempotency<T>>,
         e: AppError,
     ) -> Result<Reply<T>, AppError> {
         if let Some(r) = self.replay(idem).await? {
@@ -147,7 +201,7 @@ impl Hub {
         entities: &[EntityRef],
         command: &Command,
         meta: &EventMetadata,
-        idem: Option<&Idempotency<'_, T>>,
+        idem: Option<&Idempotency<T>>,
         outcome: &(dyn Fn(&Decided<'_>) -> Result<T, AppError> + Send + Sync),
     ) -> Result<Reply<T>, AppError> {
         let _guard = self.locks.lock(user).await;
@@ -169,9 +223,23 @@ impl Hub {
             };
             let events = match decide(&wallet, command, &env) {
                 Ok(events) => events,
-                Err(refusal) => return self.finish(idem, Err(AppError::Domain(refusal))).await,
+                Err(refusal) => {
+                    if !self
+                        .decided_on_current(user, (loaded.version, loaded.cached), command)
+                        .await?
+                    {
+                        continue;
+                    }
+                    return self.finish(idem, Err(AppError::Domain(refusal))).await;
+                }
             };
             if events.is_empty() {
+                if !self
+                    .decided_on_current(user, (loaded.version, loaded.cached), command)
+                    .await?
+                {
+                    continue;
+                }
                 let d = Decided {
                     wallet: &wallet,
                     version: loaded.version,
@@ -183,17 +251,7 @@ impl Hub {
                 let result = outcome(&d);
                 return self.finish(idem, result).await;
             }
-            for e in &events {
-                wallet.apply(e);
-            }
-            let new_events: Vec<NewEvent> = events
-                .into_iter()
-                .map(|event| NewEvent {
-                    event_id: self.ids.next_id(),
-                    event,
-                    metadata: meta.clone(),
-                })
-                .collect();
+            let new_events = self.stamp(&mut wallet, events, meta, now);
             let version = loaded.version + new_events.len() as u64;
             let pending = idem.map(|i| {
                 let (wallet, new_events, prior) = (&wallet, &new_events, &loaded.entity_events);
@@ -241,6 +299,32 @@ impl Hub {
             }
         }
         Err(AppError::Contended)
+    }
+
+    /// Applies the decided events to the wallet and gives each its id, metadata and the
+    /// figures right after it.
+    fn stamp(
+        &self,
+        wallet: &mut Wallet,
+        events: Vec<luna_core::Event>,
+        meta: &EventMetadata,
+        now: Timestamp,
+    ) -> Vec<NewEvent> {
+        let mut new_events = Vec::with_capacity(events.len());
+        for event in events {
+            wallet.apply(&event);
+            let after = (!matches!(event.kind, EventKind::AppEvent(_))).then(|| EnergyAfter {
+                balance: wallet.summary.balance.units(),
+                available: wallet.summary.available(now),
+            });
+            new_events.push(NewEvent {
+                event_id: self.ids.next_id(),
+                event,
+                metadata: meta.clone(),
+                after,
+            });
+        }
+        new_events
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

@@ -230,7 +230,7 @@ impl Hub {
         &self,
         req: ConsumeRequest,
         meta: &EventMetadata,
-        idem: Option<&Idempotency<'_, ConsumeOutcome>>,
+        idem: Option<&Idempotency<ConsumeOutcome>>,
     ) -> Result<Reply<ConsumeOutcome>, AppError> {
         let action = match self.price(&req.action) {
             Ok(a) => a,
@@ -252,7 +252,7 @@ impl Hub {
         &self,
         req: ReserveRequest,
         meta: &EventMetadata,
-        idem: Option<&Idempotency<'_, ReserveOutcome>>,
+        idem: Option<&Idempotency<ReserveOutcome>>,
     ) -> Result<Reply<ReserveOutcome>, AppError> {
         let action = match self.price(&req.action) {
             Ok(a) => a,
@@ -304,7 +304,7 @@ impl Hub {
         owner: Option<&UserId>,
         context: Option<Context>,
         meta: &EventMetadata,
-        idem: Option<&Idempotency<'_, ConsumeOutcome>>,
+        idem: Option<&Idempotency<ConsumeOutcome>>,
     ) -> Result<Reply<ConsumeOutcome>, AppError> {
         let user = match self.reservation_owner(reservation, owner).await {
             Ok(u) => u,
@@ -332,7 +332,7 @@ impl Hub {
         reservation: Id,
         owner: Option<&UserId>,
         meta: &EventMetadata,
-        idem: Option<&Idempotency<'_, ReleaseOutcome>>,
+        idem: Option<&Idempotency<ReleaseOutcome>>,
     ) -> Result<Reply<ReleaseOutcome>, AppError> {
         let user = match self.reservation_owner(reservation, owner).await {
             Ok(u) => u,
@@ -348,11 +348,15 @@ impl Hub {
                 luna_core::wallet::HoldState::Released { amount } => amount,
                 _ => Energy::ZERO,
             };
+            // Released again: the figures of the release; after expiry nothing was recorded.
+            let available = d
+                .after(|k| matches!(k, EventKind::ReservationReleased(e) if e.tx == reservation))
+                .map_or_else(|| d.wallet.summary.available(d.now), |a| a.available);
             Ok(ReleaseOutcome {
                 user: user.clone(),
                 reservation_id: reservation,
                 energy_released: released,
-                available_energy: d.wallet.summary.available(d.now),
+                available_energy: available,
             })
         };
         self.run(
@@ -371,7 +375,7 @@ impl Hub {
         &self,
         req: RefundRequest,
         meta: &EventMetadata,
-        idem: Option<&Idempotency<'_, RefundOutcome>>,
+        idem: Option<&Idempotency<RefundOutcome>>,
     ) -> Result<Reply<RefundOutcome>, AppError> {
         let tx = self.ids.next_id();
         let command = Command::Refund {
@@ -415,7 +419,7 @@ impl Hub {
         amount: Energy,
         reason: &str,
         meta: &EventMetadata,
-        idem: Option<&Idempotency<'_, GrantOutcome>>,
+        idem: Option<&Idempotency<GrantOutcome>>,
     ) -> Result<Reply<GrantOutcome>, AppError> {
         let tx = self.ids.next_id();
         let command = Command::Grant {
@@ -446,7 +450,7 @@ impl Hub {
         &self,
         req: CreditRequest,
         meta: &EventMetadata,
-        idem: Option<&Idempotency<'_, PurchaseOutcome>>,
+        idem: Option<&Idempotency<PurchaseOutcome>>,
     ) -> Result<Reply<PurchaseOutcome>, AppError> {
         let command = Command::CreditPurchase {
             tx: self.ids.next_id(),
@@ -572,7 +576,7 @@ impl Hub {
         user: &UserId,
         event: AppEvent,
         meta: &EventMetadata,
-        idem: Option<&Idempotency<'_, AppEventOutcome>>,
+        idem: Option<&Idempotency<AppEventOutcome>>,
     ) -> Result<Reply<AppEventOutcome>, AppError> {
         let outcome = |d: &Decided<'_>| {
             let r = d.receipts.last().copied().unwrap_or(luna_ports::Receipt {
@@ -706,9 +710,13 @@ fn consume_outcome(d: &Decided<'_>, user: &UserId, tx: Id) -> Result<ConsumeOutc
         .wallet
         .consume(tx)
         .ok_or(DomainError::ReservationNotFound)?;
-    let event_id = d
-        .event_id(|k| matches!(k, EventKind::EnergyConsumed(e) if e.tx == tx))
-        .ok_or(DomainError::ReservationNotFound)?;
+    let is_it = |k: &EventKind| matches!(k, EventKind::EnergyConsumed(e) if e.tx == tx);
+    let event_id = d.event_id(is_it).ok_or(DomainError::ReservationNotFound)?;
+    // Committed again: the balance right after the consume, as first answered (a consume
+    // stored before figures were kept reports the current balance).
+    let remaining = d
+        .after(is_it)
+        .map_or_else(|| d.wallet.summary.balance.units(), |a| a.balance);
     Ok(ConsumeOutcome {
         user: user.clone(),
         transaction_id: tx,
@@ -716,9 +724,13 @@ fn consume_outcome(d: &Decided<'_>, user: &UserId, tx: Id) -> Result<ConsumeOutc
         action: c.consumed.action.clone(),
         energy_consumed: c.consumed.cost,
         notional_cost: c.consumed.notional,
-        energy_remaining: d.wallet.summary.balance.units(),
+        energy_remaining: remaining,
         unlimited: c.consumed.unlimited,
-        subscription_type: SubscriptionType::of(&d.wallet.summary, d.now),
+        subscription_type: if c.consumed.unlimited {
+            SubscriptionType::LunaUnlimited
+        } else {
+            SubscriptionType::Free
+        },
         timestamp: c.at,
     })
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use luna_core::{Event, EventKind, Id, UserId, Wallet};
-use luna_ports::{Store, StoreError};
+use luna_ports::{RecordedEvent, Store, StoreError};
 
 /// Streams read per page.
 pub const VERIFY_PAGE: usize = 500;
@@ -117,6 +117,28 @@ pub fn check_stream(events: &[Event]) -> Vec<String> {
     problems
 }
 
+/// The figures kept with each event (balance and available energy right after it) against
+/// the fold of the stream up to it. Events stored before figures were kept have none.
+pub fn check_figures(recorded: &[RecordedEvent]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut wallet = Wallet::default();
+    for r in recorded {
+        wallet.apply(&r.event);
+        let Some(after) = r.after else { continue };
+        let (balance, available) = (
+            wallet.summary.balance.units(),
+            wallet.summary.available(r.event.occurred_at),
+        );
+        if (after.balance, after.available) != (balance, available) {
+            problems.push(format!(
+                "event {}: kept figures {}/{} but the fold gives {balance}/{available}",
+                r.version, after.balance, after.available
+            ));
+        }
+    }
+    problems
+}
+
 /// Replays every stream of the store: invariants of each stream, and the stored projection
 /// against the one rebuilt from its events. `progress(done_streams)` is called after each.
 pub async fn verify(
@@ -131,10 +153,11 @@ pub async fn verify(
         after = Some(last.stream.clone());
         for stored in page {
             let recorded = store.read_stream(&stored.stream).await?;
+            let mut problems = check_figures(&recorded);
             let events: Vec<Event> = recorded.into_iter().map(|r| r.event).collect();
             report.streams += 1;
             report.events += events.len() as u64;
-            let mut problems = check_stream(&events);
+            problems.extend(check_stream(&events));
             if stored.version != events.len() as u64 {
                 problems.push(format!(
                     "projection version {} but {} events",

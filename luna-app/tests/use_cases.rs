@@ -98,11 +98,11 @@ impl TestHub {
     }
 }
 
-fn idem<'a, T>(key: &str, fp: &str, encode: luna_app::Encoder<'a, T>) -> Idempotency<'a, T> {
+fn idem<T>(key: &str, fp: &str, encode: &luna_app::Encoder<T>) -> Idempotency<T> {
     Idempotency {
         key: key.into(),
         fingerprint: fp.into(),
-        encode,
+        encode: encode.clone(),
     }
 }
 
@@ -184,7 +184,7 @@ async fn a_consume_beyond_the_balance_is_refused_with_the_shortfall() {
 #[tokio::test]
 async fn a_repeated_idempotency_key_replays_the_first_outcome_without_a_second_effect() {
     let t = TestHub::new();
-    let enc = encode_debug::<ConsumeOutcome>;
+    let enc: luna_app::Encoder<ConsumeOutcome> = Arc::new(encode_debug::<ConsumeOutcome>);
     let key = idem("svc|consume|k1", "fp-a", &enc);
     let req = || ConsumeRequest {
         user: user("alice"),
@@ -213,7 +213,7 @@ async fn a_repeated_idempotency_key_replays_the_first_outcome_without_a_second_e
 #[tokio::test]
 async fn a_refusal_is_kept_for_its_idempotency_key_too() {
     let t = TestHub::new();
-    let enc = encode_debug::<ConsumeOutcome>;
+    let enc: luna_app::Encoder<ConsumeOutcome> = Arc::new(encode_debug::<ConsumeOutcome>);
     t.consume("alice", "plan_reconversion").await.unwrap();
     t.consume("alice", "mirror_match").await.unwrap();
     let key = idem("k402", "fp", &enc);
@@ -688,10 +688,13 @@ async fn concurrent_consumes_on_one_account_never_overdraw() {
     assert_eq!(t.event_count("alice").await, 1 + 17);
 }
 
-/// A store whose first appends fail with a conflict.
+/// A store whose first appends fail with a conflict, and whose loads can answer from a stale
+/// snapshot marked `cached` (as a projection cache of another process's writes may) until the
+/// version is read from the database.
 struct Flaky {
     inner: MemoryStore,
     conflicts_left: AtomicU32,
+    stale: std::sync::Mutex<Option<LoadedWallet>>,
 }
 
 #[async_trait]
@@ -704,7 +707,14 @@ impl EventStore for Flaky {
         self.inner.append(batch).await
     }
     async fn load(&self, s: &UserId, e: &[EntityRef]) -> Result<LoadedWallet, StoreError> {
+        if let Some(stale) = self.stale.lock().unwrap().clone().filter(|_| e.is_empty()) {
+            return Ok(stale);
+        }
         self.inner.load(s, e).await
+    }
+    async fn current_version(&self, s: &UserId) -> Result<u64, StoreError> {
+        self.stale.lock().unwrap().take();
+        self.inner.current_version(s).await
     }
     async fn read_stream(&self, s: &UserId) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_stream(s).await
@@ -765,6 +775,7 @@ async fn a_conflict_is_retried_and_the_command_applied_once() {
     let store = Arc::new(Flaky {
         inner: MemoryStore::new(clock.clone()),
         conflicts_left: AtomicU32::new(3),
+        stale: std::sync::Mutex::new(None),
     });
     let hub = TestHub::hub_on(store.clone(), clock, 1);
     let out = hub
@@ -889,4 +900,74 @@ fn check_stream_flags_an_overdraft_a_double_refund_and_a_double_resolution() {
             .any(|p| p.contains("took the balance"))
     );
     assert!(luna_app::verify::check_stream(&events[..1]).is_empty());
+}
+
+#[tokio::test]
+async fn a_refusal_read_from_a_stale_cache_is_decided_again_on_the_current_version() {
+    let clock = Arc::new(FixedClock::default_start());
+    let store = Arc::new(Flaky {
+        inner: MemoryStore::new(clock.clone()),
+        conflicts_left: AtomicU32::new(0),
+        stale: std::sync::Mutex::new(None),
+    });
+    let hub = TestHub::hub_on(store.clone(), clock.clone(), 1);
+    let consume = |action: &str| ConsumeRequest {
+        user: user("cached"),
+        action: action.into(),
+        context: None,
+    };
+    hub.consume(consume("plan_reconversion"), &meta(), None)
+        .await
+        .unwrap();
+    // Another process grants 100 while this one keeps the row at 35 (version 2).
+    let other = TestHub::hub_on(store.clone(), clock, 2);
+    other
+        .grant(&user("cached"), Energy::new(100), "support", &meta(), None)
+        .await
+        .unwrap();
+    *store.stale.lock().unwrap() = Some({
+        let mut s = store.inner.load(&user("cached"), &[]).await.unwrap();
+        s.version = 2;
+        s.summary.balance = luna_core::Balance::new(35);
+        s.cached = true;
+        s
+    });
+    let out = hub
+        .consume(consume("plan_reconversion"), &meta(), None)
+        .await
+        .expect("decided on the grant, not on the stale row")
+        .fresh()
+        .unwrap();
+    assert_eq!(out.energy_remaining, 85);
+}
+
+#[tokio::test]
+async fn the_figures_kept_with_each_event_match_the_fold_and_verify_sees_a_wrong_one() {
+    let t = TestHub::new();
+    t.consume("figures", "lettre_motivation").await.unwrap();
+    t.hub
+        .reserve(
+            ReserveRequest {
+                user: user("figures"),
+                action: "conseil_rapide".into(),
+                ttl_seconds: Some(60),
+                context: None,
+            },
+            &meta(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut recorded = t.store.read_stream(&user("figures")).await.unwrap();
+    let kept: Vec<_> = recorded
+        .iter()
+        .map(|r| r.after.map(|a| (a.balance, a.available)))
+        .collect();
+    assert_eq!(kept, vec![Some((85, 85)), Some((70, 70)), Some((70, 65))]);
+    assert!(luna_app::verify::check_figures(&recorded).is_empty());
+    recorded[1].after = Some(luna_ports::EnergyAfter {
+        balance: 71,
+        available: 70,
+    });
+    assert_eq!(luna_app::verify::check_figures(&recorded).len(), 1);
 }

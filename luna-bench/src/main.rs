@@ -151,6 +151,10 @@ pub(crate) fn sample_consume() -> luna_codec::NewEventRow {
             }),
         },
         metadata: meta(),
+        after: Some(luna_ports::EnergyAfter {
+            balance: 80,
+            available: 80,
+        }),
     };
     luna_codec::encode_new(&e)
 }
@@ -193,10 +197,15 @@ async fn long_history(store: &dyn Store, u: &UserId, n: usize) {
                 kind,
             };
             wallet.apply(&event);
+            let after = Some(luna_ports::EnergyAfter {
+                balance: wallet.summary.balance.units(),
+                available: wallet.summary.available(t0),
+            });
             batch.push(NewEvent {
                 event_id: UuidIds.next_id(),
                 event,
                 metadata: meta(),
+                after,
             });
         }
         store

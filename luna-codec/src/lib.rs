@@ -528,6 +528,18 @@ pub struct EventRow {
     pub occurred_at_ms: i64,
     /// `recorded_at`, ms since the epoch.
     pub recorded_at_ms: i64,
+    /// The balance after the event (`None` before figures were kept, and on app events).
+    pub balance_after: Option<i64>,
+    /// The available energy after the event.
+    pub available_after: Option<i64>,
+}
+
+/// The figures of a row, when both columns are set.
+fn after_of(balance: Option<i64>, available: Option<i64>) -> Option<luna_ports::EnergyAfter> {
+    Some(luna_ports::EnergyAfter {
+        balance: balance?,
+        available: available?,
+    })
 }
 
 /// Decodes a stored row into the port's recorded event.
@@ -550,6 +562,7 @@ pub fn decode_row(row: &EventRow) -> Result<luna_ports::RecordedEvent, CodecErro
             idempotency_key: meta.idempotency_key,
         },
         recorded_at: Timestamp::from_millis(row.recorded_at_ms),
+        after: after_of(row.balance_after, row.available_after),
     })
 }
 
@@ -564,6 +577,10 @@ pub struct NewEventRow {
     pub metadata: String,
     /// `occurred_at`, ms since the epoch.
     pub occurred_at_ms: i64,
+    /// `balance_after` column.
+    pub balance_after: Option<i64>,
+    /// `available_after` column.
+    pub available_after: Option<i64>,
 }
 
 /// Encodes an event to insert.
@@ -577,6 +594,8 @@ pub fn encode_new(e: &luna_ports::NewEvent) -> NewEventRow {
             e.metadata.idempotency_key.as_deref(),
         ),
         occurred_at_ms: e.event.occurred_at.millis(),
+        balance_after: e.after.map(|a| a.balance),
+        available_after: e.after.map(|a| a.available),
     }
 }
 

@@ -50,6 +50,11 @@ impl ApiError {
         ApiError::message(StatusCode::FORBIDDEN, "forbidden")
     }
 
+    /// 413 `{"detail":"Request body too large"}`.
+    pub fn body_too_large() -> ApiError {
+        ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+    }
+
     /// 400 `{"detail":"Invalid user ID format"}`.
     pub fn invalid_user_id() -> ApiError {
         ApiError::message(StatusCode::BAD_REQUEST, "Invalid user ID format")

@@ -2,48 +2,27 @@
 //! behind a bearer token, the user a request acts for, and idempotency keys.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use luna_core::UserId;
 use luna_ports::{EventMetadata, Scope, ServiceKey};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::canonical::{CanonicalError, canonicalize};
 use crate::error::ApiError;
 use crate::limits::{MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 
-/// A JSON body, and its bytes for the idempotency fingerprint.
-pub struct JsonBody<T> {
-    /// The parsed value.
-    pub value: T,
-    bytes: axum::body::Bytes,
+/// A request body not read yet: a route reads it once the principal's scope is checked, so a
+/// caller without the scope never has its body read.
+pub struct Body {
+    json: bool,
+    body: axum::body::Body,
 }
 
-impl<T> JsonBody<T> {
-    /// The canonical JSON text (parsed, keys sorted): computed only when a request carries an
-    /// idempotency key, so the hot path parses its body once.
-    pub fn canonical(&self) -> String {
-        serde_json::from_slice::<serde_json::Value>(&self.bytes)
-            .map_or_else(|_| String::new(), |v| v.to_string())
-    }
-}
-
-fn malformed(e: &impl std::fmt::Display) -> ApiError {
-    ApiError::validation(
-        &["body"],
-        &format!("Malformed JSON: {e}"),
-        "value_error.jsondecode",
-    )
-}
-
-fn missing_field(msg: &str) -> Option<&str> {
-    let rest = msg.strip_prefix("missing field `")?;
-    rest.split('`').next()
-}
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
@@ -56,23 +35,72 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                     .next()
                     .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
             });
-        let mut bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        Ok(Body {
+            json,
+            body: req.into_body(),
+        })
+    }
+}
+
+fn malformed(e: &impl std::fmt::Display) -> ApiError {
+    ApiError::validation(
+        &["body"],
+        &format!("Malformed JSON: {e}"),
+        "value_error.jsondecode",
+    )
+}
+
+impl Body {
+    /// Reads the body (≤ 64 KiB, else 413), checks it is JSON within the structural limits
+    /// (nesting, duplicate keys; else 422) and computes its canonical form, in one pass.
+    pub async fn read(self) -> Result<JsonBody, ApiError> {
+        let mut bytes = axum::body::to_bytes(self.body, MAX_BODY_BYTES)
             .await
-            .map_err(|_| {
-                ApiError::message(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
-            })?;
+            .map_err(|_| ApiError::body_too_large())?;
         if bytes.is_empty() {
             // Bodiless calls (a release, an old client's commit) read as `{}`.
             bytes = axum::body::Bytes::from_static(b"{}");
-        } else if !json {
+        } else if !self.json {
             return Err(ApiError::validation(
                 &["header", "content-type"],
                 "Expected application/json",
                 "value_error.content_type",
             ));
         }
-        // Deserialised from the bytes (not via a Value) so embedded client JSON stays verbatim.
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let canonical = canonicalize(&bytes).map_err(|e| match e {
+            CanonicalError::Syntax { .. } => malformed(&e),
+            CanonicalError::TooDeep => {
+                ApiError::validation(&["body"], &format!("JSON {e}"), "value_error.jsondepth")
+            }
+            CanonicalError::DuplicateKey(_) => {
+                ApiError::validation(&["body"], &format!("JSON {e}"), "value_error.duplicate_key")
+            }
+        })?;
+        Ok(JsonBody { bytes, canonical })
+    }
+}
+
+/// A JSON body that passed the structural checks: its bytes and canonical text.
+pub struct JsonBody {
+    bytes: axum::body::Bytes,
+    canonical: String,
+}
+
+fn missing_field(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+impl JsonBody {
+    /// The canonical text (spec §6): what idempotency fingerprints are computed from.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+
+    /// The typed request, deserialised from the bytes (not via a `Value`, so embedded client
+    /// JSON stays verbatim); missing or mistyped fields → 422 in the list shape.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let mut de = serde_json::Deserializer::from_slice(&self.bytes);
         let parsed: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             if e.inner().is_syntax() || e.inner().is_eof() {
                 return malformed(e.inner());
@@ -92,10 +120,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             ApiError::validation(&refs, &inner, "type_error")
         })?;
         de.end().map_err(|e| malformed(&e))?;
-        Ok(JsonBody {
-            value: parsed,
-            bytes,
-        })
+        Ok(parsed)
     }
 }
 
@@ -214,6 +239,16 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The metadata a request's events record: the principal, the request id and the client's
+/// idempotency key.
+pub fn metadata(principal: &Principal, headers: &HeaderMap, key: Option<String>) -> EventMetadata {
+    EventMetadata {
+        actor: Some(principal.id()),
+        correlation_id: request_id(headers),
+        idempotency_key: key,
+    }
+}
+
 /// The client's idempotency key (`Idempotency-Key` or `X-Idempotency-Key`).
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let raw = headers
@@ -235,34 +270,39 @@ fn bad_key() -> ApiError {
     )
 }
 
-/// What a command carries about its request.
-pub struct CallContext {
-    /// Event metadata (actor, request id, idempotency key).
-    pub meta: EventMetadata,
-    /// The scoped key and fingerprint, when the client sent a key.
-    pub idempotency: Option<(String, String)>,
+/// The fingerprint of a request under an idempotency key: SHA-256 of the route and the
+/// canonical body.
+pub fn fingerprint(route: &str, canonical: &str) -> String {
+    hash_secret(&format!("{route}\n{canonical}"))
 }
 
-impl CallContext {
-    /// Builds the context of a mutating call on `route`; `canonical` gives the request's
-    /// canonical JSON, asked for only when the client sent an idempotency key.
-    pub fn new(
-        principal: &Principal,
-        headers: &HeaderMap,
-        route: &str,
-        canonical: impl FnOnce() -> String,
-    ) -> Result<CallContext, ApiError> {
-        let key = idempotency_key(headers)?;
-        let meta = EventMetadata {
-            actor: Some(principal.id()),
-            correlation_id: request_id(headers),
-            idempotency_key: key.clone(),
-        };
-        let idempotency = key.map(|k| {
-            let scoped = format!("{}|{route}|{k}", principal.id());
-            let fingerprint = hash_secret(&format!("{route}\n{}", canonical()));
-            (scoped, fingerprint)
-        });
-        Ok(CallContext { meta, idempotency })
+/// A user id from a path segment; a segment that does not decode is an invalid user id (400).
+pub struct UserPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(u)| UserPath(u))
+            .map_err(|_| ApiError::invalid_user_id())
+    }
+}
+
+/// An id from a path segment, as sent: `None` when the segment does not decode (the route
+/// then answers its own "not found", kept under the idempotency key like any answer).
+pub struct IdPath(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(IdPath(
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .ok()
+                .map(|axum::extract::Path(id)| id),
+        ))
     }
 }

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use luna_app::Hub;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -21,12 +21,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub mod canonical;
+pub mod command;
 pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod limits;
 pub mod render;
 pub mod routes;
+pub mod server;
 
 pub use error::ApiError;
 pub use extract::{Principal, SERVICE_KEY_PREFIX, hash_secret};
@@ -132,17 +135,76 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("x-idempotency-key"),
             HeaderName::from_static("x-request-id"),
         ]);
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(REQUEST_ID);
     api.with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(|| async { ApiError::message(StatusCode::NOT_FOUND, "Not Found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::message(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
         .layer(middleware::from_fn(access_log))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits::REQUEST_TIMEOUT,
         ))
         .layer(cors)
+        .layer(middleware::from_fn(refuse_declared_oversize))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unfit_request_id))
+}
+
+/// The request id header.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Whether a client's request id may be kept (and stored as events' correlation id): at most
+/// `MAX_REQUEST_ID_LEN` visible ASCII characters.
+pub fn is_fit_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= limits::MAX_REQUEST_ID_LEN
+        && id.iter().all(|c| (0x21..=0x7e).contains(c))
+}
+
+/// Removes a client request id that is too long or not printable, so a fresh one is generated.
+async fn drop_unfit_request_id(mut req: Request, next: Next) -> Response {
+    let fit = req
+        .headers()
+        .get_all(REQUEST_ID)
+        .iter()
+        .all(|v| is_fit_request_id(v.as_bytes()));
+    if !fit {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+/// Answers 413 at once when the declared `Content-Length` is over the route's limit, instead of
+/// waiting for a body that will be refused anyway.
+async fn refuse_declared_oversize(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = limits::body_limit(req.uri().path()) as u64;
+    if declared.is_some_and(|n| n > limit) {
+        return ApiError::body_too_large().into_response();
+    }
+    next.run(req).await
+}
+
+/// The metric label of a method: a closed set, so clients cannot create series.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 tokio::task_local! {
@@ -170,7 +232,7 @@ async fn logged(req: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let request_id = req
         .headers()
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
@@ -178,13 +240,15 @@ async fn logged(req: Request, next: Next) -> Response {
     let latency = start.elapsed();
     let status = response.status().as_u16();
     let user = LOGGED_USER.try_with(|u| u.borrow().clone()).ok().flatten();
-    metrics::counter!("luna_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string())
+    // Every label comes from a closed set: matched routes, seven methods, status codes.
+    let method_label = method_label(&method);
+    metrics::counter!("luna_http_requests_total", "route" => route.clone(), "method" => method_label, "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("luna_http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string())
+    metrics::histogram!("luna_http_request_duration_seconds", "route" => route.clone(), "method" => method_label)
         .record(latency.as_secs_f64());
     tracing::info!(
         request_id = %request_id,
-        method = %method,
+        method = %method_label,
         route = %route,
         status,
         latency_ms = latency.as_secs_f64() * 1000.0,

@@ -22,3 +22,15 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Most service keys cached at once.
 pub const KEY_CACHE_MAX: usize = 10_000;
+/// How long a client may take to send its request headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections open at once (the hub sheds overload with 503 later, per request; this
+/// only bounds file descriptors and tasks).
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Longest client `X-Request-ID` kept (else a fresh one is generated).
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The largest body a route accepts.
+pub fn body_limit(_path: &str) -> usize {
+    MAX_BODY_BYTES
+}

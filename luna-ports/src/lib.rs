@@ -11,8 +11,8 @@ pub use payment::{
     CheckoutRequest, CheckoutSession, CreateIntent, GatewayError, PaymentGateway, PaymentIntentView,
 };
 pub use store::{
-    AppendBatch, Appended, Clock, EventMetadata, EventStore, IdGenerator, IdempotencyRecord,
-    IdempotencyStore, KeyStore, LoadedWallet, NewEvent, PageQuery, PendingIdempotency, Receipt,
-    RecordedEvent, RenderResponse, Scope, ServiceKey, Store, StoreError, StoredResponse,
-    StoredSummary, StreamPage,
+    AppendBatch, Appended, Clock, EnergyAfter, EventMetadata, EventStore, IdGenerator,
+    IdempotencyRecord, IdempotencyStore, KeyStore, LoadedWallet, NewEvent, PageQuery,
+    PendingIdempotency, Receipt, RecordedEvent, RenderResponse, Scope, ServiceKey, Store,
+    StoreError, StoredResponse, StoredSummary, StreamPage,
 };

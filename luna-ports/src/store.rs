@@ -14,6 +14,16 @@ pub struct EventMetadata {
     pub idempotency_key: Option<String>,
 }
 
+/// The energy figures right after an event, kept with it so that an answer repeated later
+/// ("commit again") and a history row report the figures of that moment without a fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnergyAfter {
+    /// The balance after the event.
+    pub balance: i64,
+    /// The balance minus the holds active at the event's time.
+    pub available: i64,
+}
+
 /// An event about to be appended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
@@ -23,6 +33,8 @@ pub struct NewEvent {
     pub event: Event,
     /// Who and why.
     pub metadata: EventMetadata,
+    /// The figures after it (every hub event; `None` for app events).
+    pub after: Option<EnergyAfter>,
 }
 
 /// An event as stored.
@@ -42,6 +54,9 @@ pub struct RecordedEvent {
     pub metadata: EventMetadata,
     /// When the store committed it.
     pub recorded_at: Timestamp,
+    /// The figures after it, as appended (`None` for app events and events stored before
+    /// the figures were kept).
+    pub after: Option<EnergyAfter>,
 }
 
 /// Where an appended event landed.
@@ -136,6 +151,10 @@ pub struct LoadedWallet {
     pub summary: Summary,
     /// Every event of the entities asked for, oldest first.
     pub entity_events: Vec<RecordedEvent>,
+    /// Whether the version and summary came from a cache of this process and may be older
+    /// than the database (then a decision that appends nothing is confirmed with
+    /// [`EventStore::current_version`] before it is answered).
+    pub cached: bool,
 }
 
 /// A stream's stored summary (for `luna verify`).
@@ -208,13 +227,19 @@ pub trait EventStore: Send + Sync {
     /// and nothing changes. A taken idempotency key is also a `Conflict`.
     async fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError>;
 
-    /// The stream's version and summary, and the events of the named entities. Costs the
-    /// same whatever the length of the stream.
+    /// The stream's version and summary, and the events of the named entities, consistent
+    /// with each other (one read). Costs the same whatever the length of the stream. The
+    /// summary may come from a cache (`cached: true`) only when no entity is asked for.
     async fn load(
         &self,
         stream: &UserId,
         entities: &[EntityRef],
     ) -> Result<LoadedWallet, StoreError>;
+
+    /// The stream's version (0: no event yet), read from the database itself, never from a
+    /// cache. An implementation that caches projection rows MUST drop its cached row when it
+    /// differs from the version returned.
+    async fn current_version(&self, stream: &UserId) -> Result<u64, StoreError>;
 
     /// Every event of a stream, oldest first.
     async fn read_stream(&self, stream: &UserId) -> Result<Vec<RecordedEvent>, StoreError>;

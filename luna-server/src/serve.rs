@@ -84,23 +84,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     println!("luna listening on http://{addr}");
     tracing::info!(%addr, database = %redact(&config.database_url), "listening");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = tx.send(());
-    });
-    let grace = async {
-        let _ = rx.await;
-        tokio::time::sleep(luna_http::limits::SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        r = server => r?,
-        () = grace => tracing::warn!("in-flight requests did not finish within the grace period"),
-    }
+    luna_http::server::serve(listener, app, shutdown).await?;
     purge.abort();
     tracing::info!("stopped");
     Ok(())
@@ -128,15 +112,29 @@ async fn purge_idempotency(store: Arc<dyn Store>) {
     }
 }
 
-/// A database URL without its password, for logs.
+/// What of a database URL may be printed: scheme, host, port and database (or, for SQLite,
+/// the file path) — never a user, a password or a query parameter, which may hold secrets.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+    let Ok(parsed) = url::Url::parse(url) else {
+        return "<unparsable database URL>".to_owned();
+    };
+    let scheme = parsed.scheme();
+    match parsed.host_str() {
+        Some(host) => {
+            let port = parsed
+                .port()
+                .map_or_else(|| default_port(scheme), |p| format!(":{p}"));
+            format!("{scheme}://{host}{port}{}", parsed.path())
         }
-        _ => url.to_owned(),
+        // `sqlite://./file` parses with host "."; `sqlite:///abs` with no host.
+        None => format!("{scheme}://{}", parsed.path()),
+    }
+}
+
+fn default_port(scheme: &str) -> String {
+    match scheme {
+        "postgres" | "postgresql" => ":5432".to_owned(),
+        _ => String::new(),
     }
 }
 
@@ -168,11 +166,32 @@ mod tests {
     fn database_passwords_never_reach_the_logs() {
         assert_eq!(
             redact("postgres://luna:s3cret@db:5432/luna"),
-            "postgres://luna:***@db:5432/luna"
+            "postgres://db:5432/luna"
         );
         assert_eq!(
             redact("sqlite://./luna-data/luna.db"),
             "sqlite://./luna-data/luna.db"
+        );
+    }
+
+    #[test]
+    fn only_scheme_host_port_and_database_are_printed() {
+        assert_eq!(
+            redact("postgres://db.internal:6432/luna?password=s3cret&sslmode=require"),
+            "postgres://db.internal:6432/luna"
+        );
+        assert_eq!(
+            redact("postgresql://u:p%40ss@h/luna?sslpassword=x"),
+            "postgresql://h:5432/luna"
+        );
+        assert_eq!(
+            redact("sqlite:///var/lib/luna/luna.db?mode=rwc"),
+            "sqlite:///var/lib/luna/luna.db"
+        );
+        assert!(!redact("postgres://h/db?options=-c%20password%3Dx").contains("password"));
+        assert_eq!(
+            redact("not a url at all with secret"),
+            "<unparsable database URL>"
         );
     }
 }

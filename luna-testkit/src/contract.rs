@@ -11,8 +11,8 @@ use luna_core::{
     Timestamp, UserId, Wallet,
 };
 use luna_ports::{
-    AppendBatch, EventMetadata, IdempotencyRecord, NewEvent, PageQuery, PendingIdempotency,
-    Receipt, Store, StoreError, StoredResponse,
+    AppendBatch, EnergyAfter, EventMetadata, IdempotencyRecord, NewEvent, PageQuery,
+    PendingIdempotency, Receipt, Store, StoreError, StoredResponse,
 };
 
 use crate::strategies::{Op, Sim};
@@ -84,13 +84,30 @@ pub fn every_kind_history() -> Vec<Event> {
     sim.events
 }
 
-fn new_events(events: &[Event]) -> Vec<NewEvent> {
+/// The figures after each of `events` appended on `prior`, as the engine computes them.
+pub fn figures(prior: &[Event], events: &[Event]) -> Vec<Option<EnergyAfter>> {
+    let mut wallet = Wallet::fold(prior);
     events
         .iter()
-        .map(|e| NewEvent {
+        .map(|e| {
+            wallet.apply(e);
+            (!matches!(e.kind, EventKind::AppEvent(_))).then(|| EnergyAfter {
+                balance: wallet.summary.balance.units(),
+                available: wallet.summary.available(e.occurred_at),
+            })
+        })
+        .collect()
+}
+
+fn new_events(prior: &[Event], events: &[Event]) -> Vec<NewEvent> {
+    events
+        .iter()
+        .zip(figures(prior, events))
+        .map(|(e, after)| NewEvent {
             event_id: fresh_id(),
             event: e.clone(),
             metadata: meta(),
+            after,
         })
         .collect()
 }
@@ -103,7 +120,7 @@ pub async fn append_on<S: Store + ?Sized>(
     events: &[Event],
 ) -> Result<Vec<Receipt>, StoreError> {
     let summary = Wallet::fold(prior.iter().chain(events)).summary;
-    let new = new_events(events);
+    let new = new_events(prior, events);
     store
         .append(AppendBatch {
             stream: stream.clone(),
@@ -170,8 +187,15 @@ pub async fn appended_events_read_back_equal_and_in_order<S: Store + ?Sized>(sto
 
     let read = store.read_stream(&u).await.expect("read");
     assert_eq!(read.len(), history.len());
-    for ((rec, original), receipt) in read.iter().zip(&history).zip(&receipts) {
+    let after = figures(&[], &history);
+    assert!(after.iter().any(Option::is_none) && after.iter().any(Option::is_some));
+    for (((rec, original), receipt), after) in read.iter().zip(&history).zip(&receipts).zip(&after)
+    {
         assert_eq!(&rec.event, original);
+        assert_eq!(
+            &rec.after, after,
+            "the figures after the event are kept with it"
+        );
         assert_eq!(rec.stream, u);
         assert_eq!(rec.event_id, receipt.event_id);
         assert_eq!(rec.version, receipt.version);
@@ -181,6 +205,18 @@ pub async fn appended_events_read_back_equal_and_in_order<S: Store + ?Sized>(sto
     let loaded = store.load(&u, &[]).await.expect("load");
     assert_eq!(loaded.version, history.len() as u64);
     assert_eq!(loaded.summary, Wallet::fold(&history).summary);
+    assert_eq!(
+        store.current_version(&u).await.expect("version"),
+        history.len() as u64
+    );
+    assert_eq!(
+        store
+            .current_version(&unique_user("nobody"))
+            .await
+            .expect("version"),
+        0,
+        "a stream without events is at version 0"
+    );
 }
 
 /// An append at a stale version is a `Conflict` and writes nothing.
@@ -398,7 +434,7 @@ pub async fn an_idempotency_record_is_written_with_its_append<S: Store + ?Sized>
     let u = unique_user("idem");
     let key = format!("idem-{}", fresh_id());
     let history = every_kind_history();
-    let new = new_events(&history[..2]);
+    let new = new_events(&[], &history[..2]);
     let summary = Wallet::fold(&history[..2]).summary;
     let appended = store
         .append(AppendBatch {
@@ -444,7 +480,7 @@ pub async fn a_taken_idempotency_key_fails_the_whole_append<S: Store + ?Sized>(s
     };
     store.put(record.clone()).await.expect("put");
     let history = every_kind_history();
-    let new = new_events(&history[..1]);
+    let new = new_events(&[], &history[..1]);
     let summary = Wallet::fold(&history[..1]).summary;
     let err = store
         .append(AppendBatch {

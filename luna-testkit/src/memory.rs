@@ -124,6 +124,7 @@ impl EventStore for MemoryStore {
                 event: e.event.clone(),
                 metadata: e.metadata.clone(),
                 recorded_at: now,
+                after: e.after,
             });
             if let Some(entity) = e.event.kind.entity_ref() {
                 g.entity_owner
@@ -164,7 +165,15 @@ impl EventStore for MemoryStore {
             version: s.positions.len() as u64,
             summary: s.summary.clone(),
             entity_events: idx.into_iter().map(|i| g.events[i].clone()).collect(),
+            cached: false,
         })
+    }
+
+    async fn current_version(&self, stream: &UserId) -> Result<u64, StoreError> {
+        let g = self.guard()?;
+        Ok(g.streams
+            .get(stream)
+            .map_or(0, |s| s.positions.len() as u64))
     }
 
     async fn read_stream(&self, stream: &UserId) -> Result<Vec<RecordedEvent>, StoreError> {

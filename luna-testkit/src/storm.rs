@@ -81,7 +81,7 @@ async fn task(
         actor: Some(format!("storm-{t}")),
         ..EventMetadata::default()
     };
-    let enc = encode;
+    let enc: luna_app::Encoder<ConsumeOutcome> = std::sync::Arc::new(encode);
     let mut tally = TaskTally::default();
     let mut last: Option<(String, UserId, String, StoredResponse)> = None;
     for i in 0..ops {
@@ -100,7 +100,7 @@ async fn task(
                 let idem = Idempotency {
                     key: key.clone(),
                     fingerprint: format!("{u}|{action}"),
-                    encode: &enc,
+                    encode: enc.clone(),
                 };
                 let req = ConsumeRequest {
                     user: u.clone(),
@@ -122,7 +122,7 @@ async fn task(
         let idem = Idempotency {
             key: key.clone(),
             fingerprint: format!("{user}|{action}"),
-            encode: &enc,
+            encode: enc.clone(),
         };
         let req = ConsumeRequest {
             user: user.clone(),

@@ -2,24 +2,25 @@
 //! costs and the refund policy.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use luna_app::{
-    AppError, ConsumeOutcome, ConsumeRequest, GrantOutcome, Idempotency, RefundOutcome,
-    RefundRequest, ReleaseOutcome, ReserveOutcome, ReserveRequest,
+    AppError, ConsumeOutcome, ConsumeRequest, GrantOutcome, RefundOutcome, RefundRequest,
+    ReleaseOutcome, ReserveOutcome, ReserveRequest,
 };
-use luna_core::{Context, Energy, Id};
+use luna_core::{Context, DomainError, Energy, Id};
 use luna_ports::Scope;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::command::Call;
 use crate::error::ApiError;
-use crate::extract::{CallContext, JsonBody, Principal};
+use crate::extract::{Body, IdPath, Principal, UserPath, metadata};
 use crate::limits::{MAX_CONTEXT_BYTES, MAX_GRANT, MAX_REASON_LEN};
-use crate::render::{keep, parse_time, render, respond, rfc3339};
+use crate::render::{parse_time, rfc3339};
 use crate::routes::{
     ErrorBody, InsufficientEnergyBody, ValidationErrorBody, page_limit, parse_cursor, query_params,
 };
@@ -402,16 +403,6 @@ fn count_consume(reply: &Result<luna_app::Reply<ConsumeOutcome>, AppError>) {
     }
 }
 
-fn reservation_id(id: &str) -> Result<Id, ApiError> {
-    Id::parse(id).map_err(|_| {
-        ApiError::rule(
-            StatusCode::NOT_FOUND,
-            "reservation_not_found",
-            "Reservation not found",
-        )
-    })
-}
-
 // ---- handlers ---------------------------------------------------------------------------
 
 /// Balance check (opens an unknown account with its welcome energy).
@@ -428,12 +419,15 @@ pub async fn check(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: JsonBody<CheckBody>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::EnergyRead)?;
-    let user = principal.user_for(body.value.user_id.as_deref())?;
-    let call = CallContext::new(&principal, &headers, "check", || body.canonical())?;
-    let o = state.hub.check(&user, &call.meta).await?;
+    let b: CheckBody = body.read().await?.parse()?;
+    let user = principal.user_for(b.user_id.as_deref())?;
+    let o = state
+        .hub
+        .check(&user, &metadata(&principal, &headers, None))
+        .await?;
     let v = &o.view;
     Ok(axum::Json(CheckResponse {
         success: true,
@@ -469,14 +463,14 @@ pub async fn can_perform(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: JsonBody<CanPerformBody>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::EnergyRead)?;
-    let user = principal.user_for(body.value.user_id.as_deref())?;
-    let call = CallContext::new(&principal, &headers, "can-perform", || body.canonical())?;
+    let b: CanPerformBody = body.read().await?.parse()?;
+    let user = principal.user_for(b.user_id.as_deref())?;
     let o = state
         .hub
-        .can_perform(&user, &body.value.action_name, &call.meta)
+        .can_perform(&user, &b.action_name, &metadata(&principal, &headers, None))
         .await?;
     let v = &o.view;
     Ok(axum::Json(CanPerformResponse {
@@ -513,27 +507,29 @@ pub async fn consume(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: JsonBody<ConsumeBody>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EnergyWrite)?;
-    let user = principal.user_for(body.value.user_id.as_deref())?;
-    let context = context_of(body.value.context.as_deref(), "context")?;
-    let call = CallContext::new(&principal, &headers, "consume", || body.canonical())?;
-    let render = |r: &Result<ConsumeOutcome, AppError>| render(r, StatusCode::OK, consume_dto);
-    let encode = |r: &Result<ConsumeOutcome, AppError>| keep(render(r));
-    let idem = call.idempotency.map(|(key, fingerprint)| Idempotency {
-        key,
-        fingerprint,
-        encode: &encode,
-    });
-    let req = ConsumeRequest {
-        user,
-        action: body.value.action_name,
-        context,
-    };
-    let reply = state.hub.consume(req, &call.meta, idem.as_ref()).await;
-    count_consume(&reply);
-    Ok(respond(reply, render))
+    let call = Call::begin(principal, Scope::EnergyWrite, &headers, "consume", body).await?;
+    let hub = state.hub.clone();
+    Ok(call
+        .run(
+            &state.hub,
+            StatusCode::OK,
+            consume_dto,
+            |b: ConsumeBody, p| {
+                Ok(ConsumeRequest {
+                    user: p.user_for(b.user_id.as_deref())?,
+                    context: context_of(b.context.as_deref(), "context")?,
+                    action: b.action_name,
+                })
+            },
+            |req, meta, idem| async move {
+                let reply = hub.consume(req, &meta, idem.as_ref()).await;
+                count_consume(&reply);
+                reply
+            },
+        )
+        .await)
 }
 
 /// Put an action's cost on hold for `ttl_seconds`.
@@ -551,26 +547,15 @@ pub async fn reserve(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: JsonBody<ReserveBody>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EnergyWrite)?;
-    let user = principal.user_for(body.value.user_id.as_deref())?;
-    let ttl = match body.value.ttl_seconds {
-        None => None,
-        Some(t @ 1..=3600) => Some(u32::try_from(t).unwrap_or(300)),
-        Some(_) => {
-            return Err(ApiError::validation(
-                &["body", "ttl_seconds"],
-                "must be between 1 and 3600",
-                "value_error.number.out_of_range",
-            ));
-        }
-    };
-    let context = context_of(body.value.context.as_deref(), "context")?;
-    let call = CallContext::new(&principal, &headers, "reserve", || body.canonical())?;
-    let render = |r: &Result<ReserveOutcome, AppError>| {
-        render(r, StatusCode::CREATED, |o: &ReserveOutcome| {
-            ReserveResponse {
+    let call = Call::begin(principal, Scope::EnergyWrite, &headers, "reserve", body).await?;
+    let hub = state.hub.clone();
+    Ok(call
+        .run(
+            &state.hub,
+            StatusCode::CREATED,
+            |o: &ReserveOutcome| ReserveResponse {
                 success: true,
                 user_id: o.user.to_string(),
                 reservation_id: o.reservation_id.to_string(),
@@ -578,23 +563,40 @@ pub async fn reserve(
                 energy_reserved: o.energy_reserved.units(),
                 available_energy: o.available_energy,
                 expires_at: rfc3339(o.expires_at),
-            }
-        })
-    };
-    let encode = |r: &Result<ReserveOutcome, AppError>| keep(render(r));
-    let idem = call.idempotency.map(|(key, fingerprint)| Idempotency {
-        key,
-        fingerprint,
-        encode: &encode,
-    });
-    let req = ReserveRequest {
-        user,
-        action: body.value.action_name,
-        ttl_seconds: ttl,
-        context,
-    };
-    let reply = state.hub.reserve(req, &call.meta, idem.as_ref()).await;
-    Ok(respond(reply, render))
+            },
+            |b: ReserveBody, p| {
+                let ttl_seconds = match b.ttl_seconds {
+                    None => None,
+                    Some(t @ 1..=3600) => Some(u32::try_from(t).unwrap_or(300)),
+                    Some(_) => {
+                        return Err(ApiError::validation(
+                            &["body", "ttl_seconds"],
+                            "must be between 1 and 3600",
+                            "value_error.number.out_of_range",
+                        ));
+                    }
+                };
+                Ok(ReserveRequest {
+                    user: p.user_for(b.user_id.as_deref())?,
+                    context: context_of(b.context.as_deref(), "context")?,
+                    action: b.action_name,
+                    ttl_seconds,
+                })
+            },
+            |req, meta, idem| async move { hub.reserve(req, &meta, idem.as_ref()).await },
+        )
+        .await)
+}
+
+/// A reservation id from its path segment, or the 404 an unknown one gets.
+fn reservation_id(id: Option<&str>) -> Result<Id, ApiError> {
+    id.and_then(|id| Id::parse(id).ok()).ok_or_else(|| {
+        ApiError::rule(
+            StatusCode::NOT_FOUND,
+            "reservation_not_found",
+            "Reservation not found",
+        )
+    })
 }
 
 /// Commit a hold into a consume (again → the same 200).
@@ -611,30 +613,32 @@ pub async fn reserve(
 pub async fn commit(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
+    uri: axum::http::Uri,
     headers: HeaderMap,
-    body: JsonBody<CommitBody>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EnergyWrite)?;
-    let id = reservation_id(&id)?;
-    let context = context_of(body.value.context.as_deref(), "context")?;
-    let call = CallContext::new(&principal, &headers, &format!("commit/{id}"), || {
-        body.canonical()
-    })?;
-    let render = |r: &Result<ConsumeOutcome, AppError>| render(r, StatusCode::OK, consume_dto);
-    let encode = |r: &Result<ConsumeOutcome, AppError>| keep(render(r));
-    let idem = call.idempotency.map(|(key, fingerprint)| Idempotency {
-        key,
-        fingerprint,
-        encode: &encode,
-    });
-    let owner = principal.owner();
-    let reply = state
-        .hub
-        .commit(id, owner.as_ref(), context, &call.meta, idem.as_ref())
-        .await;
-    count_consume(&reply);
-    Ok(respond(reply, render))
+    let call = Call::begin(principal, Scope::EnergyWrite, &headers, uri.path(), body).await?;
+    let hub = state.hub.clone();
+    Ok(call
+        .run(
+            &state.hub,
+            StatusCode::OK,
+            consume_dto,
+            |b: CommitBody, p| {
+                let id = reservation_id(id.as_deref())?;
+                let context = context_of(b.context.as_deref(), "context")?;
+                Ok((id, p.owner(), context))
+            },
+            |(id, owner, context), meta, idem| async move {
+                let reply = hub
+                    .commit(id, owner.as_ref(), context, &meta, idem.as_ref())
+                    .await;
+                count_consume(&reply);
+                reply
+            },
+        )
+        .await)
 }
 
 /// Release a hold (again → the same 200; after expiry → 0 released).
@@ -650,36 +654,29 @@ pub async fn commit(
 pub async fn release(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
+    uri: axum::http::Uri,
     headers: HeaderMap,
-    body: JsonBody<ReleaseBody>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EnergyWrite)?;
-    let id = reservation_id(&id)?;
-    let _ = body.value;
-    let call = CallContext::new(&principal, &headers, &format!("release/{id}"), || {
-        body.canonical()
-    })?;
-    let render = |r: &Result<ReleaseOutcome, AppError>| {
-        render(r, StatusCode::OK, |o: &ReleaseOutcome| ReleaseResponse {
-            success: true,
-            reservation_id: o.reservation_id.to_string(),
-            energy_released: o.energy_released.units(),
-            available_energy: o.available_energy,
-        })
-    };
-    let encode = |r: &Result<ReleaseOutcome, AppError>| keep(render(r));
-    let idem = call.idempotency.map(|(key, fingerprint)| Idempotency {
-        key,
-        fingerprint,
-        encode: &encode,
-    });
-    let owner = principal.owner();
-    let reply = state
-        .hub
-        .release(id, owner.as_ref(), &call.meta, idem.as_ref())
-        .await;
-    Ok(respond(reply, render))
+    let call = Call::begin(principal, Scope::EnergyWrite, &headers, uri.path(), body).await?;
+    let hub = state.hub.clone();
+    Ok(call
+        .run(
+            &state.hub,
+            StatusCode::OK,
+            |o: &ReleaseOutcome| ReleaseResponse {
+                success: true,
+                reservation_id: o.reservation_id.to_string(),
+                energy_released: o.energy_released.units(),
+                available_energy: o.available_energy,
+            },
+            |_: ReleaseBody, p| Ok((reservation_id(id.as_deref())?, p.owner())),
+            |(id, owner), meta, idem| async move {
+                hub.release(id, owner.as_ref(), &meta, idem.as_ref()).await
+            },
+        )
+        .await)
 }
 
 /// Refund a consume (once, within the window).
@@ -696,55 +693,51 @@ pub async fn refund(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: JsonBody<RefundBody>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EnergyWrite)?;
-    let user = principal.user_for(body.value.user_id.as_deref())?;
-    let amount = match body.value.amount {
-        None => None,
-        Some(a) if a >= 1 => Some(Energy::new(u32::try_from(a).unwrap_or(u32::MAX))),
-        Some(_) => {
-            return Err(ApiError::validation(
-                &["body", "amount"],
-                "must be at least 1",
-                "value_error.number.out_of_range",
-            ));
-        }
-    };
-    let reason = reason_of(&body.value.reason)?;
-    let call = CallContext::new(&principal, &headers, "refund", || body.canonical())?;
-    let render = |r: &Result<RefundOutcome, AppError>| {
-        render(r, StatusCode::OK, |o: &RefundOutcome| RefundResponse {
-            success: true,
-            transaction_id: o.transaction_id.to_string(),
-            refunded_transaction_id: o.refunded_transaction_id.to_string(),
-            energy_refunded: o.energy_refunded.units(),
-            new_energy_balance: o.new_energy_balance,
-            reason: o.reason.clone(),
-        })
-    };
-    let Ok(tx) = Id::parse(&body.value.transaction_id) else {
-        let not_found = Err(AppError::Domain(
-            luna_core::DomainError::TransactionNotFound,
-        ));
-        let (status, bytes) = render(&not_found);
-        return Ok(ApiError::json_response(status, bytes));
-    };
-    let encode = |r: &Result<RefundOutcome, AppError>| keep(render(r));
-    let idem = call.idempotency.map(|(key, fingerprint)| Idempotency {
-        key,
-        fingerprint,
-        encode: &encode,
-    });
-    let req = RefundRequest {
-        user,
-        transaction_id: tx,
-        amount,
-        reason,
-        by_user: principal.is_user(),
-    };
-    let reply = state.hub.refund(req, &call.meta, idem.as_ref()).await;
-    Ok(respond(reply, render))
+    let call = Call::begin(principal, Scope::EnergyWrite, &headers, "refund", body).await?;
+    let hub = state.hub.clone();
+    Ok(call
+        .run(
+            &state.hub,
+            StatusCode::OK,
+            |o: &RefundOutcome| RefundResponse {
+                success: true,
+                transaction_id: o.transaction_id.to_string(),
+                refunded_transaction_id: o.refunded_transaction_id.to_string(),
+                energy_refunded: o.energy_refunded.units(),
+                new_energy_balance: o.new_energy_balance,
+                reason: o.reason.clone(),
+            },
+            |b: RefundBody, p| {
+                let user = p.user_for(b.user_id.as_deref())?;
+                let amount = match b.amount {
+                    None => None,
+                    Some(a) if a >= 1 => Some(Energy::new(u32::try_from(a).unwrap_or(u32::MAX))),
+                    Some(_) => {
+                        return Err(ApiError::validation(
+                            &["body", "amount"],
+                            "must be at least 1",
+                            "value_error.number.out_of_range",
+                        ));
+                    }
+                };
+                let reason = reason_of(&b.reason)?;
+                // An id that is not one of ours names no transaction: 404 like an unknown one.
+                let transaction_id = Id::parse(&b.transaction_id).map_err(|_| {
+                    ApiError::from(&AppError::Domain(DomainError::TransactionNotFound))
+                })?;
+                Ok(RefundRequest {
+                    user,
+                    transaction_id,
+                    amount,
+                    reason,
+                    by_user: p.is_user(),
+                })
+            },
+            |req, meta, idem| async move { hub.refund(req, &meta, idem.as_ref()).await },
+        )
+        .await)
 }
 
 /// Grant energy (admin only).
@@ -760,41 +753,40 @@ pub async fn grant(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: JsonBody<GrantBody>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::Admin)?;
-    let user = principal.user_for(Some(&body.value.user_id))?;
-    let amount = match u32::try_from(body.value.amount) {
-        Ok(a @ 1..=MAX_GRANT) => Energy::new(a),
-        _ => {
-            return Err(ApiError::validation(
-                &["body", "amount"],
-                "must be between 1 and 1000000",
-                "value_error.number.out_of_range",
-            ));
-        }
-    };
-    let reason = reason_of(&body.value.reason)?;
-    let call = CallContext::new(&principal, &headers, "grant", || body.canonical())?;
-    let render = |r: &Result<GrantOutcome, AppError>| {
-        render(r, StatusCode::OK, |o: &GrantOutcome| GrantResponse {
-            success: true,
-            transaction_id: o.transaction_id.to_string(),
-            energy_granted: o.energy_granted.units(),
-            new_energy_balance: o.new_energy_balance,
-        })
-    };
-    let encode = |r: &Result<GrantOutcome, AppError>| keep(render(r));
-    let idem = call.idempotency.map(|(key, fingerprint)| Idempotency {
-        key,
-        fingerprint,
-        encode: &encode,
-    });
-    let reply = state
-        .hub
-        .grant(&user, amount, &reason, &call.meta, idem.as_ref())
-        .await;
-    Ok(respond(reply, render))
+    let call = Call::begin(principal, Scope::Admin, &headers, "grant", body).await?;
+    let hub = state.hub.clone();
+    Ok(call
+        .run(
+            &state.hub,
+            StatusCode::OK,
+            |o: &GrantOutcome| GrantResponse {
+                success: true,
+                transaction_id: o.transaction_id.to_string(),
+                energy_granted: o.energy_granted.units(),
+                new_energy_balance: o.new_energy_balance,
+            },
+            |b: GrantBody, p| {
+                let user = p.user_for(Some(&b.user_id))?;
+                let amount = match u32::try_from(b.amount) {
+                    Ok(a @ 1..=MAX_GRANT) => Energy::new(a),
+                    _ => {
+                        return Err(ApiError::validation(
+                            &["body", "amount"],
+                            "must be between 1 and 1000000",
+                            "value_error.number.out_of_range",
+                        ));
+                    }
+                };
+                Ok((user, amount, reason_of(&b.reason)?))
+            },
+            |(user, amount, reason), meta, idem| async move {
+                hub.grant(&user, amount, &reason, &meta, idem.as_ref())
+                    .await
+            },
+        )
+        .await)
 }
 
 /// The refund policy (public).
@@ -879,7 +871,7 @@ pub struct PageParams {
 pub async fn transactions(
     State(state): State<AppState>,
     principal: Principal,
-    Path(user_id): Path<String>,
+    UserPath(user_id): UserPath,
     query: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let user = principal.reader_of(Scope::EnergyRead, &user_id)?;
@@ -937,7 +929,7 @@ pub struct RangeParams {
 pub async fn analytics(
     State(state): State<AppState>,
     principal: Principal,
-    Path(user_id): Path<String>,
+    UserPath(user_id): UserPath,
     query: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let user = principal.reader_of(Scope::EnergyRead, &user_id)?;

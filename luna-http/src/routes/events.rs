@@ -1,10 +1,10 @@
 //! `/luna/events` and `/luna/narrative`: app events in, every event and the Capital Narratif out.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use luna_app::{AppError, AppEventOutcome, Idempotency};
+use luna_app::AppEventOutcome;
 use luna_core::{AppSource, EventKind, EventType};
 use luna_ports::{RecordedEvent, Scope};
 use serde::{Deserialize, Serialize};
@@ -13,10 +13,11 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::command::Call;
 use crate::error::ApiError;
-use crate::extract::{CallContext, JsonBody, Principal};
+use crate::extract::{Body, Principal, UserPath};
 use crate::limits::MAX_EVENT_DATA_BYTES;
-use crate::render::{keep, render, respond, rfc3339};
+use crate::render::rfc3339;
 use crate::routes::{ErrorBody, ValidationErrorBody, page_limit, parse_cursor, query_params};
 
 /// An app event to record.
@@ -126,18 +127,32 @@ pub async fn post_event(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: JsonBody<PostEventBody>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::EventsWrite)?;
-    let user = principal.user_for(body.value.user_id.as_deref())?;
-    let b = &body.value;
-    let event_type = EventType::parse(&b.event_type).map_err(|_| {
-        ApiError::validation(
-            &["body", "event_type"],
-            "must match ^[A-Za-z][A-Za-z0-9_.-]{0,99}$",
-            "value_error.str.regex",
+    let call = Call::begin(principal, Scope::EventsWrite, &headers, "events", body).await?;
+    let hub = state.hub.clone();
+    Ok(call
+        .run(
+            &state.hub,
+            StatusCode::CREATED,
+            |o: &AppEventOutcome| PostEventResponse {
+                success: true,
+                event_id: o.event_id.to_string(),
+                stream_version: o.stream_version,
+                position: o.position,
+                recorded_at: rfc3339(o.recorded_at),
+            },
+            |b: PostEventBody, p| Ok((p.user_for(b.user_id.as_deref())?, app_event_of(&b)?)),
+            |(user, event), meta, idem| async move {
+                hub.record_app_event(&user, event, &meta, idem.as_ref())
+                    .await
+            },
         )
-    })?;
+        .await)
+}
+
+fn app_event_of(b: &PostEventBody) -> Result<luna_core::AppEvent, ApiError> {
+    let event_type = event_type_of(&b.event_type, "body")?;
     let app_source = AppSource::parse(&b.app_source).map_err(|_| {
         ApiError::validation(
             &["body", "app_source"],
@@ -146,47 +161,34 @@ pub async fn post_event(
         )
     })?;
     object(&b.event_data, "event_data")?;
-    if let Some(m) = &b.metadata {
-        if m.get() != "null" {
-            object(m, "metadata")?;
-        }
-    }
     let metadata = b
         .metadata
         .as_deref()
         .map(RawValue::get)
         .filter(|m| *m != "null");
-    let event = luna_codec::app_event(event_type, app_source, b.event_data.get(), metadata)
-        .map_err(|_| {
-            ApiError::validation(
-                &["body", "event_data"],
-                "must be a JSON object",
-                "type_error.dict",
-            )
-        })?;
-    let call = CallContext::new(&principal, &headers, "events", || body.canonical())?;
-    let render = |r: &Result<AppEventOutcome, AppError>| {
-        render(r, StatusCode::CREATED, |o: &AppEventOutcome| {
-            PostEventResponse {
-                success: true,
-                event_id: o.event_id.to_string(),
-                stream_version: o.stream_version,
-                position: o.position,
-                recorded_at: rfc3339(o.recorded_at),
-            }
-        })
-    };
-    let encode = |r: &Result<AppEventOutcome, AppError>| keep(render(r));
-    let idem = call.idempotency.map(|(key, fingerprint)| Idempotency {
-        key,
-        fingerprint,
-        encode: &encode,
-    });
-    let reply = state
-        .hub
-        .record_app_event(&user, event, &call.meta, idem.as_ref())
-        .await;
-    Ok(respond(reply, render))
+    if let Some(m) = &b.metadata {
+        if m.get() != "null" {
+            object(m, "metadata")?;
+        }
+    }
+    luna_codec::app_event(event_type, app_source, b.event_data.get(), metadata).map_err(|_| {
+        ApiError::validation(
+            &["body", "event_data"],
+            "must be a JSON object",
+            "type_error.dict",
+        )
+    })
+}
+
+/// An event type (a body field or the listing's filter): the spec's pattern, else 422.
+fn event_type_of(raw: &str, location: &str) -> Result<EventType, ApiError> {
+    EventType::parse(raw).map_err(|_| {
+        ApiError::validation(
+            &[location, "event_type"],
+            "must match ^[A-Za-z][A-Za-z0-9_.-]{0,99}$",
+            "value_error.str.regex",
+        )
+    })
 }
 
 /// Listing parameters.
@@ -253,13 +255,16 @@ pub fn event_dto(r: &RecordedEvent) -> EventDto {
 pub async fn list_events(
     State(state): State<AppState>,
     principal: Principal,
-    Path(user_id): Path<String>,
+    UserPath(user_id): UserPath,
     query: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let user = principal.reader_of(Scope::EventsRead, &user_id)?;
     let q = query_params(query)?;
     let limit = page_limit(q.limit.as_deref())?;
     let before = parse_cursor(q.before.as_deref())?;
+    if let Some(t) = q.event_type.as_deref() {
+        event_type_of(t, "query")?;
+    }
     let page = state
         .hub
         .events(&user, before, limit, q.event_type.as_deref())
@@ -297,7 +302,7 @@ fn raw_value(c: Option<&luna_core::Context>) -> Value {
 pub async fn narrative(
     State(state): State<AppState>,
     principal: Principal,
-    Path(user_id): Path<String>,
+    UserPath(user_id): UserPath,
 ) -> Result<Response, ApiError> {
     let user = principal.reader_of(Scope::EventsRead, &user_id)?;
     let input = state.hub.narrative(&user).await?;

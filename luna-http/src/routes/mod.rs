@@ -51,12 +51,14 @@ pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-/// `before`: an opaque cursor (`p<position>`) from a previous page.
+/// `before`: an opaque cursor (`p<position>`) from a previous page. Positions are stored as
+/// signed 64-bit integers, so a larger one is no cursor of ours.
 pub fn parse_cursor(raw: Option<&str>) -> Result<Option<u64>, ApiError> {
     let Some(s) = raw else { return Ok(None) };
     s.strip_prefix('p')
         .filter(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
-        .and_then(|d| d.parse::<u64>().ok())
+        .and_then(|d| d.parse::<i64>().ok())
+        .and_then(|p| u64::try_from(p).ok())
         .map(Some)
         .ok_or_else(|| {
             ApiError::validation(

@@ -117,3 +117,50 @@ async fn luna_verify_passes_on_a_healthy_store_and_fails_on_a_tampered_projectio
     assert!(String::from_utf8_lossy(&bad.stdout).contains("VIOLATION"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_database_password_in_the_url_query_is_never_printed() {
+    let Some(base) = luna_testkit::pg::database_url("password in the URL query") else {
+        return;
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}password=hunter2-query-secret");
+    let out = Command::new(LUNA)
+        .arg("migrate")
+        .env_clear()
+        .env("LUNA_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{printed}");
+    assert!(printed.contains("migrations applied"), "{printed}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    // the listening log line of `luna serve`
+    let mut child = Command::new(LUNA)
+        .arg("serve")
+        .env_clear()
+        .env("LUNA_DATABASE_URL", &url)
+        .env("LUNA_BIND", "127.0.0.1:0")
+        .env("LUNA_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("listening"), "{seen}");
+    assert!(!seen.contains("hunter2"), "{seen}");
+}

@@ -6,6 +6,7 @@
 )]
 
 mod cli;
+mod defects;
 mod energy;
 mod events;
 mod idempotency;
@@ -184,6 +185,26 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// POST raw bytes as JSON with a bearer key and, maybe, an idempotency key.
+    pub async fn post_raw(
+        &self,
+        key: &str,
+        path: &str,
+        idem: Option<&str>,
+        body: &str,
+    ) -> Response {
+        let mut r = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(k) = idem {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.send().await.expect("request")
     }
 
     /// GET with a bearer key.
