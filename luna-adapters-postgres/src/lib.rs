@@ -20,11 +20,46 @@ use luna_codec::{
 use luna_core::{EntityRef, Timestamp, UserId};
 use luna_ports::{
     AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, KeyStore,
-    LoadedWallet, PageQuery, Receipt, RecordedEvent, ServiceKey, StoreError, StoredResponse,
-    StoredSummary, StreamPage,
+    LoadedWallet, NewEvent, PageQuery, Receipt, RecordedEvent, ServiceKey, StoreError,
+    StoredResponse, StoredSummary, StreamPage,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
+
+/// How a table is laid out on a PostgreSQL distributed by user (ADR 0005).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distribution {
+    /// Distributed by the user stream: every unique key includes this column.
+    Stream(&'static str),
+    /// A directory distributed by its own key: every unique key includes this column.
+    Directory(&'static str),
+    /// A small table replicated to every node.
+    Reference,
+}
+
+/// Every table of the schema and its distribution (ADR 0005). The schema test fails when a
+/// table is missing here or breaks its class's rule.
+pub const TABLES: &[(&str, Distribution)] = &[
+    ("event", Distribution::Stream("stream_id")),
+    ("wallet", Distribution::Stream("stream_id")),
+    ("idempotency", Distribution::Stream("stream_id")),
+    ("entity_stream", Distribution::Directory("entity")),
+    ("service_key", Distribution::Reference),
+];
+
+/// The Citus statements that distribute the schema (run once, after `luna migrate`, on the
+/// coordinator).
+pub fn citus_statements() -> Vec<String> {
+    TABLES
+        .iter()
+        .map(|(table, d)| match d {
+            Distribution::Stream(c) | Distribution::Directory(c) => {
+                format!("SELECT create_distributed_table('{table}', '{c}');")
+            }
+            Distribution::Reference => format!("SELECT create_reference_table('{table}');"),
+        })
+        .collect()
+}
 
 /// Connections per pool.
 pub const POOL_SIZE: u32 = 16;
@@ -160,80 +195,29 @@ impl PgStore {
         now: Timestamp,
     ) -> Result<Appended, StoreError> {
         let stream = batch.stream.as_str();
-        let mut receipts = Vec::with_capacity(batch.events.len());
-        for (i, e) in batch.events.iter().enumerate() {
-            let row = encode_new(e);
-            let version = batch.expected_version + 1 + i as u64;
-            let position: i64 = sqlx::query_scalar(
-                "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
-                 metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
-                 VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12) RETURNING position",
-            )
-            .bind(&row.event_id)
-            .bind(stream)
-            .bind(i64_of(version)?)
-            .bind(&row.encoded.event_type)
-            .bind(row.encoded.schema_version)
-            .bind(row.encoded.entity.as_deref())
-            .bind(&row.encoded.payload)
-            .bind(&row.metadata)
-            .bind(row.occurred_at_ms)
-            .bind(now.millis())
-            .bind(row.balance_after)
-            .bind(row.available_after)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_err)?;
-            receipts.push(Receipt {
-                event_id: e.event_id,
-                version,
-                position: u64::try_from(position).unwrap_or(0),
-                recorded_at: now,
-            });
-        }
+        let receipts = insert_events(tx, stream, batch.expected_version, batch.events, now).await?;
         if self.fail_after_event_insert.swap(false, Ordering::SeqCst) {
             return Err(StoreError::backend(std::io::Error::other(
                 "injected failure after the event insert",
             )));
         }
-        let new_version = i64_of(batch.expected_version + batch.events.len() as u64)?;
-        let summary = encode_summary(batch.summary);
-        let written = if batch.expected_version == 0 {
-            sqlx::query(
-                "INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4::json, $5)",
-            )
-            .bind(stream)
-            .bind(new_version)
-            .bind(batch.summary.balance.units())
-            .bind(&summary)
-            .bind(now.millis())
-            .execute(&mut **tx)
-            .await
-        } else {
-            sqlx::query(
-                "UPDATE wallet SET version = $1, balance = $2, summary = $3::json, updated_at_ms = $4 \
-                 WHERE stream_id = $5 AND version = $6",
-            )
-            .bind(new_version)
-            .bind(batch.summary.balance.units())
-            .bind(&summary)
-            .bind(now.millis())
-            .bind(stream)
-            .bind(i64_of(batch.expected_version)?)
-            .execute(&mut **tx)
-            .await
-        }
-        .map_err(map_err)?;
-        if written.rows_affected() != 1 {
-            return Err(StoreError::Conflict);
-        }
+        let new_version = batch.expected_version + batch.events.len() as u64;
+        write_projection(
+            tx,
+            stream,
+            (batch.expected_version, new_version),
+            batch.summary,
+            now,
+        )
+        .await?;
         if let Some(p) = batch.idempotency {
-            let (key, fingerprint, created_at) = (p.key, p.fingerprint, p.created_at);
+            let (scope, key, fingerprint, created_at) =
+                (p.scope, p.key, p.fingerprint, p.created_at);
             if let Some(response) = (p.render)(&receipts) {
                 insert_idempotency(
                     &mut **tx,
                     &IdempotencyRecord {
+                        stream: scope,
                         key,
                         fingerprint,
                         response,
@@ -247,11 +231,109 @@ impl PgStore {
     }
 }
 
+/// Inserts a batch's events (a duplicate version is the optimistic `Conflict`) and the keyed
+/// lookups of the entities clients name without their user.
+async fn insert_events(
+    tx: &mut Transaction<'_, Postgres>,
+    stream: &str,
+    expected_version: u64,
+    events: &[NewEvent],
+    now: Timestamp,
+) -> Result<Vec<Receipt>, StoreError> {
+    let mut receipts = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let row = encode_new(e);
+        let version = expected_version + 1 + i as u64;
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
+             metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
+             VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12) RETURNING position",
+        )
+        .bind(&row.event_id)
+        .bind(stream)
+        .bind(i64_of(version)?)
+        .bind(&row.encoded.event_type)
+        .bind(row.encoded.schema_version)
+        .bind(row.encoded.entity.as_deref())
+        .bind(&row.encoded.payload)
+        .bind(&row.metadata)
+        .bind(row.occurred_at_ms)
+        .bind(now.millis())
+        .bind(row.balance_after)
+        .bind(row.available_after)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        receipts.push(Receipt {
+            event_id: e.event_id,
+            version,
+            position: u64::try_from(position).unwrap_or(0),
+            recorded_at: now,
+        });
+    }
+    for entity in events
+        .iter()
+        .filter_map(|e| e.event.kind.directory_entity())
+    {
+        sqlx::query("INSERT INTO entity_stream (entity, stream_id) VALUES ($1, $2) ON CONFLICT (entity) DO NOTHING")
+            .bind(entity.key())
+            .bind(stream)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(receipts)
+}
+
+/// Writes the stream's projection row, only if it is still at the expected version.
+async fn write_projection(
+    tx: &mut Transaction<'_, Postgres>,
+    stream: &str,
+    (expected_version, new_version): (u64, u64),
+    summary: &luna_core::Summary,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let new_version = i64_of(new_version)?;
+    let encoded = encode_summary(summary);
+    let written = if expected_version == 0 {
+        sqlx::query(
+            "INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) \
+             VALUES ($1, $2, $3, $4::json, $5)",
+        )
+        .bind(stream)
+        .bind(new_version)
+        .bind(summary.balance.units())
+        .bind(&encoded)
+        .bind(now.millis())
+        .execute(&mut **tx)
+        .await
+    } else {
+        sqlx::query(
+            "UPDATE wallet SET version = $1, balance = $2, summary = $3::json, updated_at_ms = $4 \
+             WHERE stream_id = $5 AND version = $6",
+        )
+        .bind(new_version)
+        .bind(summary.balance.units())
+        .bind(&encoded)
+        .bind(now.millis())
+        .bind(stream)
+        .bind(i64_of(expected_version)?)
+        .execute(&mut **tx)
+        .await
+    }
+    .map_err(map_err)?;
+    if written.rows_affected() != 1 {
+        return Err(StoreError::Conflict);
+    }
+    Ok(())
+}
+
 async fn insert_idempotency<'e, E: sqlx::Executor<'e, Database = Postgres>>(
     executor: E,
     r: &IdempotencyRecord,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO idempotency (key, fingerprint, status, body, created_at_ms) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO idempotency (stream_id, key, fingerprint, status, body, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&r.stream)
         .bind(&r.key)
         .bind(&r.fingerprint)
         .bind(i32::from(r.response.status))
@@ -402,7 +484,7 @@ impl EventStore for PgStore {
 
     async fn find_stream(&self, entity: &EntityRef) -> Result<Option<UserId>, StoreError> {
         let found: Option<String> =
-            sqlx::query_scalar("SELECT stream_id FROM event WHERE entity = $1 LIMIT 1")
+            sqlx::query_scalar("SELECT stream_id FROM entity_stream WHERE entity = $1")
                 .bind(entity.key())
                 .fetch_optional(&self.pool)
                 .await
@@ -451,10 +533,11 @@ impl EventStore for PgStore {
 
 #[async_trait]
 impl IdempotencyStore for PgStore {
-    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn get(&self, stream: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT fingerprint, status, body, created_at_ms FROM idempotency WHERE key = $1",
+            "SELECT fingerprint, status, body, created_at_ms FROM idempotency WHERE stream_id = $1 AND key = $2",
         )
+        .bind(stream)
         .bind(key)
         .fetch_optional(&self.pool)
         .await
@@ -462,6 +545,7 @@ impl IdempotencyStore for PgStore {
         row.map(|r| {
             let status: i32 = r.try_get("status").map_err(map_err)?;
             Ok(IdempotencyRecord {
+                stream: stream.to_owned(),
                 key: key.to_owned(),
                 fingerprint: r.try_get("fingerprint").map_err(map_err)?,
                 response: StoredResponse {

@@ -12,7 +12,7 @@ use luna_ports::{EventStore, StoreError};
 use luna_testkit::contract::{append_on, every_kind_history, unique_user};
 use luna_testkit::pg::{database_url, fresh_schema};
 use luna_testkit::storm::{StormPlan, storm};
-use luna_testkit::{FixedClock, SequentialIds};
+use luna_testkit::{FixedClock, SequentialIds, ports};
 
 async fn open(test: &str, schema: &str, clock: Arc<FixedClock>) -> Option<PgStore> {
     let url = database_url(test)?;
@@ -103,17 +103,16 @@ async fn a_storm_through_two_pools_never_overdraws_and_loses_nothing() {
     let Some(b) = open("postgres storm", &schema, clock.clone()).await else {
         return;
     };
-    let hub = |store: PgStore, instance: u64| {
+    let hub = |store: Arc<PgStore>, instance: u64| {
         Arc::new(Hub::new(
-            Arc::new(store),
-            clock.clone(),
-            Arc::new(SequentialIds::new(instance)),
+            ports(store, clock.clone(), Arc::new(SequentialIds::new(instance))),
             Arc::new(Catalog::builtin()),
             Policy::default(),
         ))
     };
-    let hubs = [hub(a, 1), hub(b, 2)];
-    let report = storm(&hubs, StormPlan::FULL, "pg-storm").await;
+    let a = Arc::new(a);
+    let hubs = [hub(a.clone(), 1), hub(Arc::new(b), 2)];
+    let report = storm(&hubs, a.as_ref(), StormPlan::FULL, "pg-storm").await;
     assert!(
         hubs.iter().map(|h| h.stats().conflicts()).sum::<u64>() > 0,
         "two instances never conflicted"

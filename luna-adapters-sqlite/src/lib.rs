@@ -6,21 +6,21 @@
 //! transaction; a duplicate `(stream_id, version)` or idempotency key is a `Conflict`, detected
 //! by error code. The `event` table refuses UPDATE and DELETE (triggers).
 
+mod cache;
+mod keys;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use luna_codec::{
-    EventRow, KeyRow, decode_key, decode_row, decode_summary, encode_new, encode_scopes,
-    encode_summary,
-};
+use luna_codec::{EventRow, decode_row, decode_summary, encode_new, encode_summary};
 use luna_core::{EntityRef, Timestamp, UserId};
 use luna_ports::{
-    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, KeyStore,
-    LoadedWallet, PageQuery, Receipt, RecordedEvent, ServiceKey, StoreError, StoredResponse,
-    StoredSummary, StreamPage,
+    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, LoadedWallet,
+    NewEvent, PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse, StoredSummary,
+    StreamPage,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -64,60 +64,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     clock: Arc<dyn Clock>,
     fail_after_event_insert: AtomicBool,
-    projections: ProjectionCache,
-}
-
-/// Projection rows this process wrote or read, so a decision costs no read when the row is warm.
-///
-/// Correctness never depends on it: an append still carries the expected version and the
-/// database refuses a stale one; a failed append drops the row. Rows are trusted for reads for
-/// `PROJECTION_CACHE_TTL`, so a write by another process on the same file is seen by reads
-/// within that time, and by writes at once (their conflict drops the row).
-#[derive(Default)]
-struct ProjectionCache(
-    std::sync::Mutex<
-        std::collections::HashMap<UserId, (u64, luna_core::Summary, std::time::Instant)>,
-    >,
-);
-
-impl ProjectionCache {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<UserId, (u64, luna_core::Summary, std::time::Instant)>,
-    > {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn get(&self, stream: &UserId) -> Option<(u64, luna_core::Summary)> {
-        let map = self.lock();
-        let (version, summary, at) = map.get(stream)?;
-        (at.elapsed() < PROJECTION_CACHE_TTL).then(|| (*version, summary.clone()))
-    }
-
-    /// Keeps the newest version seen (a read racing a write must not bring back an older row).
-    fn put(&self, stream: &UserId, version: u64, summary: &luna_core::Summary) {
-        let mut map = self.lock();
-        if map.len() >= PROJECTION_CACHE_MAX {
-            map.clear();
-        }
-        match map.get(stream) {
-            Some((v, _, at)) if *v > version && at.elapsed() < PROJECTION_CACHE_TTL => {}
-            _ => {
-                map.insert(
-                    stream.clone(),
-                    (version, summary.clone(), std::time::Instant::now()),
-                );
-            }
-        }
-    }
-
-    fn drop_row(&self, stream: &UserId) {
-        self.lock().remove(stream);
-    }
+    projections: cache::ProjectionCache,
 }
 
 /// Maps a driver error to the port's error, by error code, never by message.
@@ -212,7 +159,7 @@ impl SqliteStore {
             reader,
             clock,
             fail_after_event_insert: AtomicBool::new(false),
-            projections: ProjectionCache::default(),
+            projections: cache::ProjectionCache::default(),
         })
     }
 
@@ -235,77 +182,29 @@ impl SqliteStore {
         now: Timestamp,
     ) -> Result<Appended, StoreError> {
         let stream = batch.stream.as_str();
-        let mut receipts = Vec::with_capacity(batch.events.len());
-        for (i, e) in batch.events.iter().enumerate() {
-            let row = encode_new(e);
-            let version = batch.expected_version + 1 + i as u64;
-            let position: i64 = sqlx::query_scalar(
-                "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
-                 metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
-            )
-            .bind(&row.event_id)
-            .bind(stream)
-            .bind(i64_of(version)?)
-            .bind(&row.encoded.event_type)
-            .bind(row.encoded.schema_version)
-            .bind(row.encoded.entity.as_deref())
-            .bind(&row.encoded.payload)
-            .bind(&row.metadata)
-            .bind(row.occurred_at_ms)
-            .bind(now.millis())
-            .bind(row.balance_after)
-            .bind(row.available_after)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_err)?;
-            receipts.push(Receipt {
-                event_id: e.event_id,
-                version,
-                position: u64::try_from(position).unwrap_or(0),
-                recorded_at: now,
-            });
-        }
+        let receipts = insert_events(tx, stream, batch.expected_version, batch.events, now).await?;
         if self.fail_after_event_insert.swap(false, Ordering::SeqCst) {
             return Err(StoreError::backend(std::io::Error::other(
                 "injected failure after the event insert",
             )));
         }
-        let new_version = i64_of(batch.expected_version + batch.events.len() as u64)?;
-        let summary = encode_summary(batch.summary);
-        let written = if batch.expected_version == 0 {
-            sqlx::query("INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) VALUES (?, ?, ?, ?, ?)")
-                .bind(stream)
-                .bind(new_version)
-                .bind(batch.summary.balance.units())
-                .bind(&summary)
-                .bind(now.millis())
-                .execute(&mut **tx)
-                .await
-        } else {
-            sqlx::query(
-                "UPDATE wallet SET version = ?, balance = ?, summary = ?, updated_at_ms = ? \
-                 WHERE stream_id = ? AND version = ?",
-            )
-            .bind(new_version)
-            .bind(batch.summary.balance.units())
-            .bind(&summary)
-            .bind(now.millis())
-            .bind(stream)
-            .bind(i64_of(batch.expected_version)?)
-            .execute(&mut **tx)
-            .await
-        }
-        .map_err(map_err)?;
-        if written.rows_affected() != 1 {
-            return Err(StoreError::Conflict);
-        }
+        let new_version = batch.expected_version + batch.events.len() as u64;
+        write_projection(
+            tx,
+            stream,
+            (batch.expected_version, new_version),
+            batch.summary,
+            now,
+        )
+        .await?;
         if let Some(p) = batch.idempotency {
-            let (key, fingerprint, created_at) = (p.key, p.fingerprint, p.created_at);
+            let (scope, key, fingerprint, created_at) =
+                (p.scope, p.key, p.fingerprint, p.created_at);
             if let Some(response) = (p.render)(&receipts) {
                 insert_idempotency(
                     &mut **tx,
                     &IdempotencyRecord {
+                        stream: scope,
                         key,
                         fingerprint,
                         response,
@@ -319,11 +218,106 @@ impl SqliteStore {
     }
 }
 
+/// Inserts a batch's events (a duplicate version is the optimistic `Conflict`) and the keyed
+/// lookups of the entities clients name without their user.
+async fn insert_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    stream: &str,
+    expected_version: u64,
+    events: &[NewEvent],
+    now: Timestamp,
+) -> Result<Vec<Receipt>, StoreError> {
+    let mut receipts = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let row = encode_new(e);
+        let version = expected_version + 1 + i as u64;
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
+             metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
+        )
+        .bind(&row.event_id)
+        .bind(stream)
+        .bind(i64_of(version)?)
+        .bind(&row.encoded.event_type)
+        .bind(row.encoded.schema_version)
+        .bind(row.encoded.entity.as_deref())
+        .bind(&row.encoded.payload)
+        .bind(&row.metadata)
+        .bind(row.occurred_at_ms)
+        .bind(now.millis())
+        .bind(row.balance_after)
+        .bind(row.available_after)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        receipts.push(Receipt {
+            event_id: e.event_id,
+            version,
+            position: u64::try_from(position).unwrap_or(0),
+            recorded_at: now,
+        });
+    }
+    for entity in events
+        .iter()
+        .filter_map(|e| e.event.kind.directory_entity())
+    {
+        sqlx::query("INSERT INTO entity_stream (entity, stream_id) VALUES (?, ?) ON CONFLICT (entity) DO NOTHING")
+            .bind(entity.key())
+            .bind(stream)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(receipts)
+}
+
+/// Writes the stream's projection row, only if it is still at the expected version.
+async fn write_projection(
+    tx: &mut Transaction<'_, Sqlite>,
+    stream: &str,
+    (expected_version, new_version): (u64, u64),
+    summary: &luna_core::Summary,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let new_version = i64_of(new_version)?;
+    let encoded = encode_summary(summary);
+    let written = if expected_version == 0 {
+        sqlx::query("INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) VALUES (?, ?, ?, ?, ?)")
+            .bind(stream)
+            .bind(new_version)
+            .bind(summary.balance.units())
+            .bind(&encoded)
+            .bind(now.millis())
+            .execute(&mut **tx)
+            .await
+    } else {
+        sqlx::query(
+            "UPDATE wallet SET version = ?, balance = ?, summary = ?, updated_at_ms = ? \
+             WHERE stream_id = ? AND version = ?",
+        )
+        .bind(new_version)
+        .bind(summary.balance.units())
+        .bind(&encoded)
+        .bind(now.millis())
+        .bind(stream)
+        .bind(i64_of(expected_version)?)
+        .execute(&mut **tx)
+        .await
+    }
+    .map_err(map_err)?;
+    if written.rows_affected() != 1 {
+        return Err(StoreError::Conflict);
+    }
+    Ok(())
+}
+
 async fn insert_idempotency<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
     executor: E,
     r: &IdempotencyRecord,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO idempotency (key, fingerprint, status, body, created_at_ms) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO idempotency (stream_id, key, fingerprint, status, body, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(&r.stream)
         .bind(&r.key)
         .bind(&r.fingerprint)
         .bind(i64::from(r.response.status))
@@ -497,7 +491,7 @@ impl EventStore for SqliteStore {
 
     async fn find_stream(&self, entity: &EntityRef) -> Result<Option<UserId>, StoreError> {
         let found: Option<String> =
-            sqlx::query_scalar("SELECT stream_id FROM event WHERE entity = ? LIMIT 1")
+            sqlx::query_scalar("SELECT stream_id FROM entity_stream WHERE entity = ?")
                 .bind(entity.key())
                 .fetch_optional(&self.reader)
                 .await
@@ -545,11 +539,12 @@ impl EventStore for SqliteStore {
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
-    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn get(&self, stream: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         // Read from the writer: a record written a moment ago must be seen by a retry.
         let row = sqlx::query(
-            "SELECT fingerprint, status, body, created_at_ms FROM idempotency WHERE key = ?",
+            "SELECT fingerprint, status, body, created_at_ms FROM idempotency WHERE stream_id = ? AND key = ?",
         )
+        .bind(stream)
         .bind(key)
         .fetch_optional(&self.writer)
         .await
@@ -557,6 +552,7 @@ impl IdempotencyStore for SqliteStore {
         row.map(|r| {
             let status: i64 = r.try_get("status").map_err(map_err)?;
             Ok(IdempotencyRecord {
+                stream: stream.to_owned(),
                 key: key.to_owned(),
                 fingerprint: r.try_get("fingerprint").map_err(map_err)?,
                 response: StoredResponse {
@@ -580,71 +576,5 @@ impl IdempotencyStore for SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected())
-    }
-}
-
-fn key_row(r: &SqliteRow) -> Result<ServiceKey, StoreError> {
-    let row = KeyRow {
-        id: r.try_get("id").map_err(map_err)?,
-        name: r.try_get("name").map_err(map_err)?,
-        scopes: r.try_get("scopes").map_err(map_err)?,
-        created_at_ms: r.try_get("created_at_ms").map_err(map_err)?,
-        revoked_at_ms: r.try_get("revoked_at_ms").map_err(map_err)?,
-    };
-    decode_key(&row).map_err(StoreError::backend)
-}
-
-#[async_trait]
-impl KeyStore for SqliteStore {
-    async fn create_key(&self, key: &ServiceKey, secret_hash: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO service_key (id, name, scopes, secret_hash, created_at_ms, revoked_at_ms) \
-             VALUES (?, ?, ?, ?, ?, NULL)",
-        )
-        .bind(key.id.to_string())
-        .bind(&key.name)
-        .bind(encode_scopes(&key.scopes))
-        .bind(secret_hash)
-        .bind(key.created_at.millis())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn find_key(&self, secret_hash: &str) -> Result<Option<ServiceKey>, StoreError> {
-        sqlx::query(
-            "SELECT id, name, scopes, created_at_ms, revoked_at_ms FROM service_key \
-             WHERE secret_hash = ? AND revoked_at_ms IS NULL",
-        )
-        .bind(secret_hash)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(key_row)
-        .transpose()
-    }
-
-    async fn list_keys(&self) -> Result<Vec<ServiceKey>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, scopes, created_at_ms, revoked_at_ms FROM service_key ORDER BY created_at_ms, id",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(key_row).collect()
-    }
-
-    async fn revoke_key(&self, id: luna_core::Id, at: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE service_key SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL",
-        )
-        .bind(at.millis())
-        .bind(id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
     }
 }

@@ -10,7 +10,7 @@ use luna_core::{Catalog, Policy};
 use luna_ports::{EventStore, StoreError};
 use luna_testkit::contract::{append_on, every_kind_history, unique_user};
 use luna_testkit::storm::{StormPlan, storm};
-use luna_testkit::{FixedClock, SequentialIds};
+use luna_testkit::{FixedClock, SequentialIds, ports};
 
 fn fresh_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -126,13 +126,11 @@ async fn a_storm_of_concurrent_consumes_never_overdraws_and_loses_nothing() {
             .expect("open"),
     );
     let hub = Arc::new(Hub::new(
-        store,
-        clock,
-        Arc::new(SequentialIds::new(7)),
+        ports(store.clone(), clock, Arc::new(SequentialIds::new(7))),
         Arc::new(Catalog::builtin()),
         Policy::default(),
     ));
-    let report = storm(&[hub], StormPlan::FULL, "sqlite-storm").await;
+    let report = storm(&[hub], store.as_ref(), StormPlan::FULL, "sqlite-storm").await;
     println!("{report:?}");
 }
 
@@ -154,14 +152,12 @@ async fn two_stores_on_one_file_stay_correct_through_their_projection_caches() {
     );
     let hub = |store: Arc<SqliteStore>, n: u64| {
         Arc::new(Hub::new(
-            store,
-            clock.clone(),
-            Arc::new(SequentialIds::new(n)),
+            ports(store, clock.clone(), Arc::new(SequentialIds::new(n))),
             Arc::new(Catalog::builtin()),
             Policy::default(),
         ))
     };
-    let hubs = [hub(a, 1), hub(b, 2)];
+    let hubs = [hub(a.clone(), 1), hub(b, 2)];
     // Reads may lag the other store's writes by the cache TTL: settle before checking.
     let settle = luna_adapters_sqlite::PROJECTION_CACHE_TTL + std::time::Duration::from_millis(100);
     let plan = StormPlan {
@@ -170,7 +166,7 @@ async fn two_stores_on_one_file_stay_correct_through_their_projection_caches() {
         users: 2,
         settle,
     };
-    storm(&hubs, plan, "sqlite-two").await;
+    storm(&hubs, a.as_ref(), plan, "sqlite-two").await;
     assert!(
         hubs.iter().map(|h| h.stats().conflicts()).sum::<u64>() > 0,
         "the stores never contended"

@@ -1,22 +1,32 @@
-//! The command loop every write use case goes through:
-//! idempotency check → load → decide → append with the expected version → retry on conflict.
+//! The command loop every write goes through, and nothing else: idempotency check → load →
+//! decide → append with the expected version → retry on conflict. It knows no use case: a use
+//! case hands it a command, the entities the command names and a function that turns the
+//! decided state into its outcome (esrs's `AggregateManager`).
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use luna_core::{Command, EntityRef, Env, EventKind, Timestamp, UserId, Wallet, decide};
-use luna_ports::{
-    AppendBatch, EnergyAfter, EventMetadata, IdempotencyRecord, NewEvent, PendingIdempotency,
-    Receipt, RecordedEvent, StoreError, StoredResponse,
+use luna_core::{
+    Catalog, Command, EntityRef, Env, Event, EventKind, Id, Policy, Timestamp, UserId, Wallet,
+    decide,
 };
+use luna_ports::{
+    AppendBatch, Clock, EnergyAfter, EventMetadata, IdGenerator, IdempotencyRecord, NewEvent,
+    PendingIdempotency, Receipt, RecordedEvent, Store, StoreError, StoredResponse,
+};
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::AppError;
-use crate::hub::Hub;
 
 /// How many times a decision is retried on a version conflict or a busy database.
 pub const MAX_ATTEMPTS: u32 = 200;
 /// The longest pause between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_millis(20);
+/// Lock stripes serialising one instance's commands per user.
+const STRIPES: usize = 256;
 
 /// Renders the response an idempotency key keeps (`None`: keep nothing, e.g. for a 5xx).
 pub type Encoder<T> = Arc<dyn Fn(&Result<T, AppError>) -> Option<StoredResponse> + Send + Sync>;
@@ -27,6 +37,9 @@ pub struct Idempotency<T> {
     pub key: String,
     /// A digest of the request.
     pub fingerprint: String,
+    /// The principal's scope, where its keys live: a user's own stream for a user, the key's
+    /// id for a service (spec §6: a key is scoped by principal and route).
+    pub principal: String,
     /// Renders the response to keep.
     pub encode: Encoder<T>,
 }
@@ -67,22 +80,8 @@ pub struct Decided<'a> {
 }
 
 impl Decided<'_> {
-    /// The figures after the newest event, new or loaded, matching `pred` (`None` for an
-    /// event stored before figures were kept).
-    pub fn after(&self, pred: impl Fn(&luna_core::EventKind) -> bool) -> Option<EnergyAfter> {
-        match self.new_events.iter().rev().find(|e| pred(&e.event.kind)) {
-            Some(e) => e.after,
-            None => self
-                .prior
-                .iter()
-                .rev()
-                .find(|e| pred(&e.event.kind))
-                .and_then(|e| e.after),
-        }
-    }
-
     /// The id of the newest event, new or loaded, matching `pred`.
-    pub fn event_id(&self, pred: impl Fn(&luna_core::EventKind) -> bool) -> Option<luna_core::Id> {
+    pub fn event_id(&self, pred: impl Fn(&EventKind) -> bool) -> Option<Id> {
         self.new_events
             .iter()
             .rev()
@@ -96,25 +95,163 @@ impl Decided<'_> {
                     .map(|e| e.event_id)
             })
     }
+
+    /// The figures after the newest event, new or loaded, matching `pred` (`None` for an
+    /// event stored before figures were kept).
+    pub fn after(&self, pred: impl Fn(&EventKind) -> bool) -> Option<EnergyAfter> {
+        match self.new_events.iter().rev().find(|e| pred(&e.event.kind)) {
+            Some(e) => e.after,
+            None => self
+                .prior
+                .iter()
+                .rev()
+                .find(|e| pred(&e.event.kind))
+                .and_then(|e| e.after),
+        }
+    }
 }
 
-impl Hub {
-    /// Checks an idempotency key before doing anything.
-    pub(crate) async fn replay<T>(
+/// Counters the engine exposes for metrics.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    conflicts: AtomicU64,
+}
+
+impl EngineStats {
+    fn conflict(&self) {
+        self.conflicts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Version conflicts (and busy errors) retried so far.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-user lock stripes. They only spare wasted work inside one instance: correctness across
+/// instances comes from the store's expected-version check.
+struct Locks(Vec<Mutex<()>>);
+
+impl Locks {
+    fn new() -> Self {
+        Locks((0..STRIPES).map(|_| Mutex::new(())).collect())
+    }
+
+    async fn lock(&self, user: &UserId) -> MutexGuard<'_, ()> {
+        let mut h = DefaultHasher::new();
+        user.hash(&mut h);
+        let i = usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0);
+        self.0[i].lock().await
+    }
+}
+
+/// The outcome function of a use case.
+pub type Outcome<'a, T> = &'a (dyn Fn(&Decided<'_>) -> Result<T, AppError> + Send + Sync);
+
+/// One command on one stream.
+pub struct Run<'a, T> {
+    /// The stream.
+    pub user: &'a UserId,
+    /// The entities whose events the decision needs.
+    pub entities: &'a [EntityRef],
+    /// The command.
+    pub command: &'a Command,
+    /// What the events record.
+    pub meta: &'a EventMetadata,
+    /// The client's idempotency key, if any.
+    pub idem: Option<&'a Idempotency<T>>,
+}
+
+/// How one attempt ended.
+enum Attempt<T> {
+    /// Answered.
+    Done(Reply<T>),
+    /// A decision that appends nothing was made on a stale (cached) version: decide again.
+    Stale,
+}
+
+/// The command loop, over the event store.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    catalog: Arc<Catalog>,
+    policy: Policy,
+    locks: Locks,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// An engine deciding with `catalog` and `policy`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        catalog: Arc<Catalog>,
+        policy: Policy,
+    ) -> Engine {
+        Engine {
+            store,
+            clock,
+            ids,
+            catalog,
+            policy,
+            locks: Locks::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// The decision environment at `now` (no account is opened with it).
+    pub fn env(&self, now: Timestamp) -> Env<'_> {
+        Env {
+            now,
+            catalog: &self.catalog,
+            policy: &self.policy,
+            welcome_tx: Id::from_u128(0),
+        }
+    }
+
+    /// The answer kept under a key, in the principal's scope.
+    async fn replay<T>(
         &self,
         idem: Option<&Idempotency<T>>,
     ) -> Result<Option<StoredResponse>, AppError> {
         let Some(i) = idem else { return Ok(None) };
-        match self.store.get(&i.key).await? {
+        match self.store.get(&i.principal, &i.key).await? {
             Some(r) if r.fingerprint == i.fingerprint => Ok(Some(r.response)),
             Some(_) => Err(AppError::IdempotencyKeyReused),
             None => Ok(None),
         }
     }
 
-    /// Keeps the response of an outcome that appended nothing; if another request with the
-    /// same key won the race, answers with its response.
-    pub(crate) async fn finish<T>(
+    /// Keeps `response` under the key; if another request with the key won the race, answers
+    /// as it did.
+    async fn keep(
+        &self,
+        idem: &Idempotency<impl Sized>,
+        response: StoredResponse,
+    ) -> Result<Option<StoredResponse>, AppError> {
+        let record = IdempotencyRecord {
+            stream: idem.principal.clone(),
+            key: idem.key.clone(),
+            fingerprint: idem.fingerprint.clone(),
+            response,
+            created_at: self.clock.now(),
+        };
+        match self.store.put(record).await {
+            Ok(()) => Ok(None),
+            Err(StoreError::Conflict) => self.replay(Some(idem)).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keeps the answer of an outcome that appended nothing.
+    async fn finish<T>(
         &self,
         idem: Option<&Idempotency<T>>,
         result: Result<T, AppError>,
@@ -125,25 +262,15 @@ impl Hub {
         let Some(response) = (i.encode)(&result) else {
             return result.map(Reply::Fresh);
         };
-        let record = IdempotencyRecord {
-            key: i.key.clone(),
-            fingerprint: i.fingerprint.clone(),
-            response,
-            created_at: self.clock.now(),
-        };
-        match self.store.put(record).await {
-            Ok(()) => result.map(Reply::Fresh),
-            Err(StoreError::Conflict) => match self.replay(Some(i)).await? {
-                Some(r) => Ok(Reply::Replayed(r)),
-                None => result.map(Reply::Fresh),
-            },
-            Err(e) => Err(e.into()),
+        match self.keep(i, response).await? {
+            Some(winner) => Ok(Reply::Replayed(winner)),
+            None => result.map(Reply::Fresh),
         }
     }
 
-    /// Keeps an answer given before any use case ran (the request itself was refused: a bad
-    /// field, another user's id) under its idempotency key, like any other final answer.
-    /// Returns the answer to send: this one, or the one a first request with the key got.
+    /// Keeps an answer given before the use case ran (the request itself was refused: a bad
+    /// field, another user's id), like any other final answer. Returns the answer to send:
+    /// this one, or the one a first request with the key got.
     pub async fn keep_answer<T>(
         &self,
         idem: &Idempotency<T>,
@@ -152,38 +279,15 @@ impl Hub {
         if let Some(r) = self.replay(Some(idem)).await? {
             return Ok(r);
         }
-        let record = IdempotencyRecord {
-            key: idem.key.clone(),
-            fingerprint: idem.fingerprint.clone(),
-            response: response.clone(),
-            created_at: self.clock.now(),
-        };
-        match self.store.put(record).await {
-            Ok(()) => Ok(response),
-            // Another request with the key won the race: answer as it did.
-            Err(StoreError::Conflict) => self.replay(Some(idem)).await?.ok_or(AppError::Contended),
-            Err(e) => Err(e.into()),
+        match self.keep(idem, response.clone()).await? {
+            Some(winner) => Ok(winner),
+            None => Ok(response),
         }
     }
 
-    /// Whether a decision that appends nothing was made on the stream's current version. A
-    /// summary read from a cache is confirmed against the database; views (`Open`) may lag.
-    async fn decided_on_current(
-        &self,
-        user: &UserId,
-        loaded: (u64, bool),
-        command: &Command,
-    ) -> Result<bool, AppError> {
-        let (version, cached) = loaded;
-        if !cached || matches!(command, Command::Open) {
-            return Ok(true);
-        }
-        Ok(self.store.current_version(user).await? == version)
-    }
-
-    /// Refuses before deciding (bad action, unknown reservation), keeping the refusal for the
-    /// idempotency key like any other final answer.
-    pub(crate) async fn refuse<T>(
+    /// Refuses before deciding (an unknown action, an unknown reservation), keeping the
+    /// refusal for the key like any other final answer.
+    pub async fn refuse<T>(
         &self,
         idem: Option<&Idempotency<T>>,
         e: AppError,
@@ -194,111 +298,113 @@ impl Hub {
         self.finish(idem, Err(e)).await
     }
 
-    /// Runs one command on one user's stream.
-    pub(crate) async fn run<T>(
+    /// Whether a decision that appends nothing was made on the stream's current version. A
+    /// summary read from a cache is confirmed against the database; views (`Open`) may lag.
+    async fn decided_on_current(
         &self,
         user: &UserId,
-        entities: &[EntityRef],
+        (version, cached): (u64, bool),
         command: &Command,
-        meta: &EventMetadata,
-        idem: Option<&Idempotency<T>>,
-        outcome: &(dyn Fn(&Decided<'_>) -> Result<T, AppError> + Send + Sync),
+    ) -> Result<bool, AppError> {
+        if !cached || matches!(command, Command::Open) {
+            return Ok(true);
+        }
+        Ok(self.store.current_version(user).await? == version)
+    }
+
+    /// Runs one command on one user's stream until it is decided on the current version.
+    pub async fn run<T>(
+        &self,
+        run: Run<'_, T>,
+        outcome: Outcome<'_, T>,
     ) -> Result<Reply<T>, AppError> {
-        let _guard = self.locks.lock(user).await;
+        let _guard = self.locks.lock(run.user).await;
         for attempt in 0..MAX_ATTEMPTS {
-            if let Some(r) = self.replay(idem).await? {
+            if let Some(r) = self.replay(run.idem).await? {
                 return Ok(Reply::Replayed(r));
             }
-            let loaded = self.store.load(user, entities).await?;
-            let mut wallet = Wallet::restore(
-                loaded.summary,
-                loaded.entity_events.iter().map(|r| &r.event),
-            );
-            let now = self.clock.now();
-            let env = Env {
-                now,
-                catalog: &self.catalog,
-                policy: &self.policy,
-                welcome_tx: self.ids.next_id(),
-            };
-            let events = match decide(&wallet, command, &env) {
-                Ok(events) => events,
-                Err(refusal) => {
-                    if !self
-                        .decided_on_current(user, (loaded.version, loaded.cached), command)
-                        .await?
-                    {
-                        continue;
-                    }
-                    return self.finish(idem, Err(AppError::Domain(refusal))).await;
+            match self.attempt(&run, outcome).await {
+                Ok(Attempt::Done(reply)) => return Ok(reply),
+                Ok(Attempt::Stale) => {}
+                Err(AppError::Infrastructure(e)) if e.is_retryable() => {
+                    self.stats.conflict();
+                    tokio::time::sleep(self.backoff(attempt)).await;
                 }
-            };
-            if events.is_empty() {
+                Err(e) => return Err(e),
+            }
+        }
+        Err(AppError::Contended)
+    }
+
+    /// One load → decide → append.
+    async fn attempt<T>(
+        &self,
+        run: &Run<'_, T>,
+        outcome: Outcome<'_, T>,
+    ) -> Result<Attempt<T>, AppError> {
+        let loaded = self.store.load(run.user, run.entities).await?;
+        let freshness = (loaded.version, loaded.cached);
+        let mut wallet = Wallet::restore(
+            loaded.summary,
+            loaded.entity_events.iter().map(|r| &r.event),
+        );
+        let now = self.clock.now();
+        let env = Env {
+            welcome_tx: self.ids.next_id(),
+            ..self.env(now)
+        };
+        let events = match decide(&wallet, run.command, &env) {
+            Ok(events) if !events.is_empty() => events,
+            nothing_to_append => {
                 if !self
-                    .decided_on_current(user, (loaded.version, loaded.cached), command)
+                    .decided_on_current(run.user, freshness, run.command)
                     .await?
                 {
-                    continue;
+                    return Ok(Attempt::Stale);
                 }
-                let d = Decided {
-                    wallet: &wallet,
-                    version: loaded.version,
-                    now,
-                    new_events: &[],
-                    receipts: &[],
-                    prior: &loaded.entity_events,
-                };
-                let result = outcome(&d);
-                return self.finish(idem, result).await;
+                let result = nothing_to_append.map_err(AppError::Domain).and_then(|_| {
+                    outcome(&Decided {
+                        wallet: &wallet,
+                        version: loaded.version,
+                        now,
+                        new_events: &[],
+                        receipts: &[],
+                        prior: &loaded.entity_events,
+                    })
+                });
+                return self.finish(run.idem, result).await.map(Attempt::Done);
             }
-            let new_events = self.stamp(&mut wallet, events, meta, now);
-            let version = loaded.version + new_events.len() as u64;
-            let pending = idem.map(|i| {
-                let (wallet, new_events, prior) = (&wallet, &new_events, &loaded.entity_events);
-                PendingIdempotency {
-                    key: i.key.clone(),
-                    fingerprint: i.fingerprint.clone(),
-                    created_at: now,
-                    render: Box::new(move |receipts: &[Receipt]| {
-                        let d = Decided {
-                            wallet,
-                            version,
-                            now,
-                            new_events,
-                            receipts,
-                            prior,
-                        };
-                        (i.encode)(&outcome(&d))
-                    }),
-                }
-            });
-            let batch = AppendBatch {
-                stream: user.clone(),
+        };
+        let new_events = self.stamp(&mut wallet, events, run.meta, now);
+        let version = loaded.version + new_events.len() as u64;
+        let decided = |receipts: &[Receipt]| -> Result<T, AppError> {
+            outcome(&Decided {
+                wallet: &wallet,
+                version,
+                now,
+                new_events: &new_events,
+                receipts,
+                prior: &loaded.entity_events,
+            })
+        };
+        let pending = run.idem.map(|i| PendingIdempotency {
+            scope: i.principal.clone(),
+            key: i.key.clone(),
+            fingerprint: i.fingerprint.clone(),
+            created_at: now,
+            render: Box::new(move |receipts: &[Receipt]| (i.encode)(&decided(receipts))),
+        });
+        let appended = self
+            .store
+            .append(AppendBatch {
+                stream: run.user.clone(),
                 expected_version: loaded.version,
                 events: &new_events,
                 summary: &wallet.summary,
                 idempotency: pending,
-            };
-            match self.store.append(batch).await {
-                Ok(appended) => {
-                    let d = Decided {
-                        wallet: &wallet,
-                        version,
-                        now,
-                        new_events: &new_events,
-                        receipts: &appended.receipts,
-                        prior: &loaded.entity_events,
-                    };
-                    return outcome(&d).map(Reply::Fresh);
-                }
-                Err(e) if e.is_retryable() => {
-                    self.metrics.conflict();
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Contended)
+            })
+            .await?;
+        decided(&appended.receipts).map(|t| Attempt::Done(Reply::Fresh(t)))
     }
 
     /// Applies the decided events to the wallet and gives each its id, metadata and the
@@ -306,7 +412,7 @@ impl Hub {
     fn stamp(
         &self,
         wallet: &mut Wallet,
-        events: Vec<luna_core::Event>,
+        events: Vec<Event>,
         meta: &EventMetadata,
         now: Timestamp,
     ) -> Vec<NewEvent> {

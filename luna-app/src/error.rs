@@ -10,8 +10,8 @@ pub enum AppError {
     #[error(transparent)]
     Domain(#[from] DomainError),
     /// The action is not in the cost grid.
-    #[error("Unknown action: {0}")]
-    UnknownAction(String),
+    #[error(transparent)]
+    UnknownAction(luna_core::UnknownAction),
     /// The idempotency key was used before with another request.
     #[error("this idempotency key was already used with another request")]
     IdempotencyKeyReused,

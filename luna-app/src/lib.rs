@@ -1,22 +1,25 @@
 //! Luna's use cases.
 //!
-//! Every write goes through one loop (`engine`): check the idempotency key, load the stream's
-//! summary and the entities the command names, `decide` with `luna-core`, append with the
-//! expected version (events, new summary and idempotency record in one transaction), and on a
-//! conflict reload and decide again, a bounded number of times. No HTTP, no SQL.
+//! Every write goes through one loop, the [`Engine`]: check the idempotency key, load the
+//! stream's summary and the entities the command names, `decide` with `luna-core`, append with
+//! the expected version (events, new summary and idempotency record in one transaction), and on
+//! a conflict reload and decide again, a bounded number of times. The [`Hub`] holds the use
+//! cases, grouped by area. No HTTP, no SQL.
 
 mod engine;
 mod error;
 mod hub;
+mod keycache;
 mod outcome;
 pub mod verify;
 
-pub use engine::{Decided, Encoder, Idempotency, MAX_ATTEMPTS, Reply};
+pub use engine::{Decided, Encoder, Engine, EngineStats, Idempotency, MAX_ATTEMPTS, Reply};
 pub use error::AppError;
 pub use hub::{
-    ConsumeRequest, CreditRequest, DEFAULT_PAGE, Hub, HubStats, MAX_PAGE, RefundRequest,
-    ReserveRequest,
+    ConsumeRequest, CreditRequest, DEFAULT_PAGE, Hub, MAX_PAGE, Ports, RefundRequest,
+    ReserveRequest, SERVICE_KEY_PREFIX, hash_secret,
 };
+pub use keycache::{KEY_CACHE_MAX, KEY_CACHE_TTL};
 pub use outcome::{
     AnalyticsOutcome, AppEventOutcome, CanPerformOutcome, CheckOutcome, ClawbackOutcome,
     ConsumeOutcome, CreditStatus, GrantOutcome, NarrativeInput, PurchaseOutcome, RefundOutcome,

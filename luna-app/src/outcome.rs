@@ -1,6 +1,6 @@
 //! What each use case answers.
 
-use luna_core::history::{Analytics, TxKind};
+use luna_core::history::{Analytics, TxKind, TxReason};
 use luna_core::view::{CanPerformView, CheckView, SubscriptionType};
 use luna_core::{
     ActionName, Balance, Currency, Energy, Event, Id, PackId, RawJson, Timestamp, UserId,
@@ -193,7 +193,7 @@ pub struct TxLine {
     /// Non-negative amount.
     pub amount: Energy,
     /// Why.
-    pub reason: String,
+    pub reason: TxReason,
     /// The consume's app source.
     pub app_source: Option<String>,
     /// The consume's action.

@@ -36,61 +36,77 @@ impl VerifyReport {
     }
 }
 
-/// The problems of one stream's events (empty: all invariants hold).
-pub fn check_stream(events: &[Event]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut wallet = Wallet::default();
-    let mut ledger: i64 = 0;
-    let mut costs: BTreeMap<Id, u32> = BTreeMap::new();
-    let mut refunded: BTreeMap<Id, u32> = BTreeMap::new();
-    let mut resolved: BTreeMap<Id, u32> = BTreeMap::new();
-    for (i, e) in events.iter().enumerate() {
-        let before = wallet.summary.balance.units();
-        let unlimited = wallet.summary.is_unlimited(e.occurred_at);
-        wallet.apply(e);
-        let after = wallet.summary.balance.units();
+/// What the ledger check carries from event to event.
+#[derive(Default)]
+struct Ledger {
+    /// welcome + purchased + bonus + granted + refunded − consumed − revoked.
+    sum: i64,
+    costs: BTreeMap<Id, u32>,
+    refunded: BTreeMap<Id, u32>,
+    resolved: BTreeMap<Id, u32>,
+}
+
+impl Ledger {
+    /// Adds one event; pushes what it breaks (`n`: its 1-based number).
+    fn add(&mut self, n: usize, e: &Event, unlimited: bool, problems: &mut Vec<String>) {
         match &e.kind {
-            EventKind::AccountOpened(o) => ledger += i64::from(o.welcome.units()),
-            EventKind::PackPurchased(p) => ledger += i64::from(p.energy.units()),
-            EventKind::BonusGranted(b) => ledger += i64::from(b.energy.units()),
-            EventKind::EnergyGranted(g) => ledger += i64::from(g.amount.units()),
+            EventKind::AccountOpened(o) => self.sum += i64::from(o.welcome.units()),
+            EventKind::PackPurchased(p) => self.sum += i64::from(p.energy.units()),
+            EventKind::BonusGranted(b) => self.sum += i64::from(b.energy.units()),
+            EventKind::EnergyGranted(g) => self.sum += i64::from(g.amount.units()),
             EventKind::EnergyRefunded(r) => {
-                ledger += i64::from(r.amount.units());
-                match costs.get(&r.refunded_tx) {
+                self.sum += i64::from(r.amount.units());
+                match self.costs.get(&r.refunded_tx) {
                     Some(cost) if r.amount.units() <= *cost => {}
                     Some(cost) => problems.push(format!(
-                        "event {}: refund of {} exceeds its consume of {cost}",
-                        i + 1,
+                        "event {n}: refund of {} exceeds its consume of {cost}",
                         r.amount
                     )),
-                    None => problems.push(format!("event {}: refund of an unknown consume", i + 1)),
+                    None => problems.push(format!("event {n}: refund of an unknown consume")),
                 }
-                if refunded.insert(r.refunded_tx, r.amount.units()).is_some() {
+                if self
+                    .refunded
+                    .insert(r.refunded_tx, r.amount.units())
+                    .is_some()
+                {
                     problems.push(format!(
-                        "event {}: consume {} refunded twice",
-                        i + 1,
+                        "event {n}: consume {} refunded twice",
                         r.refunded_tx
                     ));
                 }
             }
             EventKind::EnergyConsumed(c) => {
-                ledger -= i64::from(c.cost.units());
-                costs.insert(c.tx, c.cost.units());
+                self.sum -= i64::from(c.cost.units());
+                self.costs.insert(c.tx, c.cost.units());
                 if c.from_reservation {
-                    *resolved.entry(c.tx).or_default() += 1;
+                    *self.resolved.entry(c.tx).or_default() += 1;
                 }
                 if unlimited && !c.from_reservation && !c.cost.is_zero() {
-                    problems.push(format!("event {}: an Unlimited user was charged", i + 1));
+                    problems.push(format!("event {n}: an Unlimited user was charged"));
                 }
             }
-            EventKind::ReservationReleased(r) => *resolved.entry(r.tx).or_default() += 1,
+            EventKind::ReservationReleased(r) => *self.resolved.entry(r.tx).or_default() += 1,
             EventKind::PackRevoked(r) | EventKind::BonusRevoked(r) => {
-                ledger -= i64::from(r.energy.units());
+                self.sum -= i64::from(r.energy.units());
             }
             EventKind::EnergyReserved(_)
             | EventKind::SubscriptionChanged(_)
             | EventKind::AppEvent(_) => {}
         }
+    }
+}
+
+/// The problems of one stream's events (empty: all invariants hold).
+pub fn check_stream(events: &[Event]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut wallet = Wallet::default();
+    let mut ledger = Ledger::default();
+    for (i, e) in events.iter().enumerate() {
+        let before = wallet.summary.balance.units();
+        let unlimited = wallet.summary.is_unlimited(e.occurred_at);
+        wallet.apply(e);
+        let after = wallet.summary.balance.units();
+        ledger.add(i + 1, e, unlimited, &mut problems);
         let clawback = matches!(
             e.kind,
             EventKind::PackRevoked(_) | EventKind::BonusRevoked(_)
@@ -103,13 +119,13 @@ pub fn check_stream(events: &[Event]) -> Vec<String> {
             ));
         }
     }
-    if ledger != wallet.summary.balance.units() {
+    if ledger.sum != wallet.summary.balance.units() {
         problems.push(format!(
-            "balance {} differs from the ledger sum {ledger}",
-            wallet.summary.balance
+            "balance {} differs from the ledger sum {}",
+            wallet.summary.balance, ledger.sum
         ));
     }
-    for (tx, n) in resolved {
+    for (tx, n) in ledger.resolved {
         if n > 1 {
             problems.push(format!("hold {tx} resolved {n} times"));
         }

@@ -59,11 +59,12 @@ impl TestHub {
         TestHub { hub, clock, store }
     }
 
-    fn hub_on(store: Arc<dyn luna_ports::Store>, clock: Arc<FixedClock>, instance: u64) -> Hub {
+    fn hub_on<S>(store: Arc<S>, clock: Arc<FixedClock>, instance: u64) -> Hub
+    where
+        S: luna_ports::Store + luna_ports::KeyStore + 'static,
+    {
         Hub::new(
-            store,
-            clock,
-            Arc::new(SequentialIds::new(instance)),
+            luna_testkit::ports(store, clock, Arc::new(SequentialIds::new(instance))),
             Arc::new(Catalog::builtin()),
             Policy::default(),
         )
@@ -100,6 +101,7 @@ impl TestHub {
 
 fn idem<T>(key: &str, fp: &str, encode: &luna_app::Encoder<T>) -> Idempotency<T> {
     Idempotency {
+        principal: "service:test".into(),
         key: key.into(),
         fingerprint: fp.into(),
         encode: encode.clone(),
@@ -163,7 +165,7 @@ async fn reads_of_an_unknown_user_open_nothing() {
 async fn an_unknown_action_is_refused_without_an_effect() {
     let t = TestHub::new();
     let err = t.consume("alice", "teleport").await.unwrap_err();
-    assert!(matches!(err, AppError::UnknownAction(a) if a == "teleport"));
+    assert!(matches!(err, AppError::UnknownAction(a) if a.0 == "teleport"));
     assert_eq!(t.event_count("alice").await, 0);
 }
 
@@ -742,8 +744,8 @@ impl EventStore for Flaky {
 
 #[async_trait]
 impl IdempotencyStore for Flaky {
-    async fn get(&self, k: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.inner.get(k).await
+    async fn get(&self, s: &str, k: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.get(s, k).await
     }
     async fn put(&self, r: IdempotencyRecord) -> Result<(), StoreError> {
         self.inner.put(r).await

@@ -20,10 +20,18 @@ struct Hub {
 }
 
 async fn start_hub(database_url: &str) -> Hub {
-    let store = runtime::open_store(database_url).await.expect("open store");
-    let (_, key) = serve::create_key(store.as_ref(), "bench", vec![Scope::Admin])
+    let stores = runtime::open_stores(database_url)
         .await
-        .expect("key");
+        .expect("open store");
+    let store = stores.store.clone();
+    let (_, key) = runtime::hub(
+        &Config::resolve(&Settings::default()).expect("config"),
+        &stores,
+    )
+    .expect("hub")
+    .create_key("bench", vec![Scope::Admin])
+    .await
+    .expect("key");
     let settings = Settings {
         database_url: Some(database_url.to_owned()),
         log_format: Some("json".into()),

@@ -68,11 +68,15 @@ enum Command {
     },
 }
 
-fn hub(store: Arc<dyn Store>) -> Arc<Hub> {
+fn hub<S: Store + luna_ports::KeyStore + 'static>(store: Arc<S>) -> Arc<Hub> {
     Arc::new(Hub::new(
-        store,
-        Arc::new(SystemClock),
-        Arc::new(UuidIds),
+        luna_app::Ports {
+            store: store.clone(),
+            keys: store,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidIds),
+            secrets: Arc::new(luna_server::runtime::OsSecrets),
+        },
         Arc::new(Catalog::builtin()),
         Policy::default(),
     ))
@@ -336,6 +340,10 @@ async fn postgres_run(url: &str, ops: usize, concurrency: usize, history: usize)
 
 mod baselines;
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the load tool is rebuilt around wrk and pgbench by the performance issue"
+)]
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();

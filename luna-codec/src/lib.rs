@@ -11,8 +11,8 @@ use std::sync::Arc;
 use luna_core::{
     AccountOpened, ActionName, AppEvent, AppSource, BonusGranted, Cents, Context, Currency, Energy,
     EnergyConsumed, EnergyGranted, EnergyRefunded, EnergyReserved, EventKind, EventType, Id, Money,
-    PackId, PackPurchased, PaymentRef, RawJson, ReservationReleased, Revoked, SubscriptionChanged,
-    SubscriptionRef, SubscriptionStatus, Timestamp,
+    PackId, PackPurchased, PaymentRef, RawJson, ReservationReleased, RevocationCause, Revoked,
+    SubscriptionChanged, SubscriptionRef, SubscriptionStatus, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -22,7 +22,15 @@ mod summary;
 pub use summary::{decode_summary, encode_summary};
 
 /// The schema version every event is written with today.
-pub const SCHEMA_VERSION: i32 = 1;
+///
+/// - 1: the first format.
+/// - 2: revocations store a neutral cause (`refunded`, `disputed`) instead of the payment
+///   provider's event type (`charge.refunded`, `charge.dispute.created`). Version 1 rows are
+///   still decoded.
+pub const SCHEMA_VERSION: i32 = 2;
+
+/// The oldest schema version this build decodes.
+pub const OLDEST_SCHEMA_VERSION: i32 = 1;
 
 /// A stored payload that cannot be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +183,10 @@ fn to_json<T: Serialize>(v: &T) -> String {
 }
 
 /// Encodes a domain event as its stored payload.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per stored type, each a plain field mapping"
+)]
 pub fn encode(kind: &EventKind) -> Encoded {
     let payload = match kind {
         EventKind::AccountOpened(e) => to_json(&OpenedV1 {
@@ -234,11 +246,11 @@ pub fn encode(kind: &EventKind) -> Encoded {
             transaction_id: e.tx.to_string(),
             payment_ref: e.payment.to_string(),
             energy: e.energy.units(),
-            reason: e.reason.clone(),
+            reason: cause_code(e.cause).to_owned(),
         }),
         EventKind::SubscriptionChanged(e) => to_json(&SubscriptionV1 {
             subscription_id: e.subscription.to_string(),
-            status: e.status.as_str().to_owned(),
+            status: status_code(e.status).to_owned(),
             current_period_end_ms: e.current_period_end.map(Timestamp::millis),
             cancel_at_period_end: e.cancel_at_period_end,
             unlimited_plan: e.unlimited_plan,
@@ -338,6 +350,54 @@ pub fn app_event(
     })
 }
 
+/// The stored code of a revocation cause (schema 2).
+fn cause_code(c: RevocationCause) -> &'static str {
+    match c {
+        RevocationCause::Refunded => "refunded",
+        RevocationCause::Disputed => "disputed",
+    }
+}
+
+/// A stored revocation cause: schema 1 stored the provider's event type.
+fn parse_cause(schema_version: i32, reason: &str) -> Result<RevocationCause, CodecError> {
+    match (schema_version, reason) {
+        (1, "charge.refunded") | (2.., "refunded") => Ok(RevocationCause::Refunded),
+        (1, "charge.dispute.created") | (2.., "disputed") => Ok(RevocationCause::Disputed),
+        _ => Err(CodecError::Invalid(format!("revocation cause {reason}"))),
+    }
+}
+
+/// The stored name of a subscription status.
+pub fn status_code(s: SubscriptionStatus) -> &'static str {
+    use SubscriptionStatus as S;
+    match s {
+        S::Active => "active",
+        S::Trialing => "trialing",
+        S::Incomplete => "incomplete",
+        S::IncompleteExpired => "incomplete_expired",
+        S::PastDue => "past_due",
+        S::Canceled => "canceled",
+        S::Unpaid => "unpaid",
+        S::Paused => "paused",
+    }
+}
+
+/// A stored subscription status.
+pub fn parse_status(s: &str) -> Result<SubscriptionStatus, CodecError> {
+    use SubscriptionStatus as S;
+    Ok(match s {
+        "active" => S::Active,
+        "trialing" => S::Trialing,
+        "incomplete" => S::Incomplete,
+        "incomplete_expired" => S::IncompleteExpired,
+        "past_due" => S::PastDue,
+        "canceled" => S::Canceled,
+        "unpaid" => S::Unpaid,
+        "paused" => S::Paused,
+        _ => return Err(CodecError::Invalid(format!("subscription status {s}"))),
+    })
+}
+
 /// Decodes a stored payload.
 #[allow(
     clippy::too_many_lines,
@@ -348,7 +408,7 @@ pub fn decode(
     schema_version: i32,
     payload: &str,
 ) -> Result<EventKind, CodecError> {
-    if schema_version != SCHEMA_VERSION {
+    if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&schema_version) {
         return Err(CodecError::UnknownVersion {
             event_type: event_type.to_owned(),
             version: schema_version,
@@ -440,7 +500,7 @@ pub fn decode(
                 tx: id(&d.transaction_id)?,
                 payment: valid(PaymentRef::parse(&d.payment_ref))?,
                 energy: Energy::new(d.energy),
-                reason: d.reason,
+                cause: parse_cause(schema_version, &d.reason)?,
             };
             if event_type == "PackRevoked" {
                 EventKind::PackRevoked(r)
@@ -452,9 +512,7 @@ pub fn decode(
             let d: SubscriptionV1 = parse(event_type, payload)?;
             EventKind::SubscriptionChanged(SubscriptionChanged {
                 subscription: valid(SubscriptionRef::parse(&d.subscription_id))?,
-                status: SubscriptionStatus::parse(&d.status).ok_or_else(|| {
-                    CodecError::Invalid(format!("subscription status {}", d.status))
-                })?,
+                status: parse_status(&d.status)?,
                 current_period_end: d.current_period_end_ms.map(Timestamp::from_millis),
                 cancel_at_period_end: d.cancel_at_period_end,
                 unlimited_plan: d.unlimited_plan,
@@ -473,170 +531,9 @@ pub fn decode(
     })
 }
 
-/// The metadata stored beside an event.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct MetadataDto {
-    /// Who.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<String>,
-    /// Request id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<String>,
-    /// Client idempotency key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
-}
+mod rows;
 
-/// Encodes event metadata.
-pub fn encode_metadata(
-    actor: Option<&str>,
-    correlation_id: Option<&str>,
-    idempotency_key: Option<&str>,
-) -> String {
-    to_json(&MetadataDto {
-        actor: actor.map(str::to_owned),
-        correlation_id: correlation_id.map(str::to_owned),
-        idempotency_key: idempotency_key.map(str::to_owned),
-    })
-}
-
-/// Decodes event metadata.
-pub fn decode_metadata(text: &str) -> Result<MetadataDto, CodecError> {
-    serde_json::from_str(text).map_err(json_err("metadata"))
-}
-
-/// The columns of a stored event row, as read back.
-#[derive(Debug, Clone)]
-pub struct EventRow {
-    /// Global position.
-    pub position: i64,
-    /// Event id (UUID text).
-    pub event_id: String,
-    /// Stream id.
-    pub stream_id: String,
-    /// Version in the stream.
-    pub version: i64,
-    /// Type name.
-    pub event_type: String,
-    /// Schema version.
-    pub schema_version: i32,
-    /// Payload JSON.
-    pub payload: String,
-    /// Metadata JSON.
-    pub metadata: String,
-    /// `occurred_at`, ms since the epoch.
-    pub occurred_at_ms: i64,
-    /// `recorded_at`, ms since the epoch.
-    pub recorded_at_ms: i64,
-    /// The balance after the event (`None` before figures were kept, and on app events).
-    pub balance_after: Option<i64>,
-    /// The available energy after the event.
-    pub available_after: Option<i64>,
-}
-
-/// The figures of a row, when both columns are set.
-fn after_of(balance: Option<i64>, available: Option<i64>) -> Option<luna_ports::EnergyAfter> {
-    Some(luna_ports::EnergyAfter {
-        balance: balance?,
-        available: available?,
-    })
-}
-
-/// Decodes a stored row into the port's recorded event.
-pub fn decode_row(row: &EventRow) -> Result<luna_ports::RecordedEvent, CodecError> {
-    let kind = decode(&row.event_type, row.schema_version, &row.payload)?;
-    let meta = decode_metadata(&row.metadata)?;
-    Ok(luna_ports::RecordedEvent {
-        event_id: id(&row.event_id)?,
-        stream: valid(luna_core::UserId::parse(&row.stream_id))?,
-        version: u64::try_from(row.version).map_err(|_| CodecError::Invalid("version".into()))?,
-        position: u64::try_from(row.position)
-            .map_err(|_| CodecError::Invalid("position".into()))?,
-        event: luna_core::Event {
-            occurred_at: Timestamp::from_millis(row.occurred_at_ms),
-            kind,
-        },
-        metadata: luna_ports::EventMetadata {
-            actor: meta.actor,
-            correlation_id: meta.correlation_id,
-            idempotency_key: meta.idempotency_key,
-        },
-        recorded_at: Timestamp::from_millis(row.recorded_at_ms),
-        after: after_of(row.balance_after, row.available_after),
-    })
-}
-
-/// The columns of an event to insert.
-#[derive(Debug, Clone)]
-pub struct NewEventRow {
-    /// Event id (UUID text).
-    pub event_id: String,
-    /// Type, schema version, entity key and payload.
-    pub encoded: Encoded,
-    /// Metadata JSON.
-    pub metadata: String,
-    /// `occurred_at`, ms since the epoch.
-    pub occurred_at_ms: i64,
-    /// `balance_after` column.
-    pub balance_after: Option<i64>,
-    /// `available_after` column.
-    pub available_after: Option<i64>,
-}
-
-/// Encodes an event to insert.
-pub fn encode_new(e: &luna_ports::NewEvent) -> NewEventRow {
-    NewEventRow {
-        event_id: e.event_id.to_string(),
-        encoded: encode(&e.event.kind),
-        metadata: encode_metadata(
-            e.metadata.actor.as_deref(),
-            e.metadata.correlation_id.as_deref(),
-            e.metadata.idempotency_key.as_deref(),
-        ),
-        occurred_at_ms: e.event.occurred_at.millis(),
-        balance_after: e.after.map(|a| a.balance),
-        available_after: e.after.map(|a| a.available),
-    }
-}
-
-/// A service key row as read back.
-#[derive(Debug, Clone)]
-pub struct KeyRow {
-    /// Id (UUID text).
-    pub id: String,
-    /// Label.
-    pub name: String,
-    /// Space-separated scopes.
-    pub scopes: String,
-    /// Creation time, ms.
-    pub created_at_ms: i64,
-    /// Revocation time, ms.
-    pub revoked_at_ms: Option<i64>,
-}
-
-/// Space-separated scopes, as stored.
-pub fn encode_scopes(scopes: &[luna_ports::Scope]) -> String {
-    scopes
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Decodes a stored service key.
-pub fn decode_key(row: &KeyRow) -> Result<luna_ports::ServiceKey, CodecError> {
-    let scopes = row
-        .scopes
-        .split_whitespace()
-        .map(|s| {
-            luna_ports::Scope::parse(s).ok_or_else(|| CodecError::Invalid(format!("scope {s}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(luna_ports::ServiceKey {
-        id: id(&row.id)?,
-        name: row.name.clone(),
-        scopes,
-        created_at: Timestamp::from_millis(row.created_at_ms),
-        revoked_at: row.revoked_at_ms.map(Timestamp::from_millis),
-    })
-}
+pub use rows::{
+    EventRow, KeyRow, MetadataDto, NewEventRow, decode_key, decode_metadata, decode_row,
+    encode_metadata, encode_new, encode_scopes,
+};

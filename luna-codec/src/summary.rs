@@ -1,7 +1,7 @@
 //! The stored summary projection (`wallet.summary`).
 
 use luna_core::wallet::{OpenHold, SubscriptionState};
-use luna_core::{Balance, Energy, Id, SubscriptionRef, SubscriptionStatus, Summary, Timestamp};
+use luna_core::{Balance, Energy, Id, SubscriptionRef, Summary, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::CodecError;
@@ -63,7 +63,7 @@ pub fn encode_summary(s: &Summary) -> String {
             .iter()
             .map(|(id, x)| SubscriptionV1 {
                 id: id.to_string(),
-                status: x.status.as_str().to_owned(),
+                status: crate::status_code(x.status).to_owned(),
                 current_period_end_ms: x.current_period_end.map(Timestamp::millis),
                 cancel_at_period_end: x.cancel_at_period_end,
                 unlimited_plan: x.unlimited_plan,
@@ -109,8 +109,7 @@ pub fn decode_summary(text: &str) -> Result<Summary, CodecError> {
     }
     for x in d.subscriptions {
         let id = SubscriptionRef::parse(&x.id).map_err(|e| CodecError::Invalid(e.to_string()))?;
-        let status = SubscriptionStatus::parse(&x.status)
-            .ok_or_else(|| CodecError::Invalid(format!("status {}", x.status)))?;
+        let status = crate::parse_status(&x.status)?;
         s.subscriptions.insert(
             id,
             SubscriptionState {

@@ -1,6 +1,6 @@
 //! Every stored shape decodes to what was encoded.
 
-use luna_codec::{app_event, decode, decode_summary, encode, encode_summary};
+use luna_codec::{SCHEMA_VERSION, app_event, decode, decode_summary, encode, encode_summary};
 use luna_core::{AppSource, EventType, Wallet};
 use luna_testkit::contract::every_kind_history;
 use luna_testkit::strategies::history;
@@ -44,8 +44,33 @@ fn client_json_is_kept_verbatim() {
 fn an_unknown_schema_version_is_an_error_not_a_guess() {
     let e = &every_kind_history()[0];
     let enc = encode(&e.kind);
-    assert!(decode(&enc.event_type, 2, &enc.payload).is_err());
+    assert!(decode(&enc.event_type, SCHEMA_VERSION + 1, &enc.payload).is_err());
+    assert!(decode(&enc.event_type, 0, &enc.payload).is_err());
     assert!(decode("EnergyConsumed", 1, "{\"nope\":1}").is_err());
+}
+
+#[test]
+fn revocations_stored_with_the_providers_event_type_still_decode_to_neutral_causes() {
+    let v1 = r#"{"transaction_id":"00000000-0000-0000-0000-000000000001","payment_ref":"pi_1","energy":5,"reason":"charge.dispute.created"}"#;
+    let luna_core::EventKind::PackRevoked(r) = decode("PackRevoked", 1, v1).unwrap() else {
+        panic!("a revocation")
+    };
+    assert_eq!(r.cause, luna_core::RevocationCause::Disputed);
+    let enc = encode(&luna_core::EventKind::PackRevoked(r.clone()));
+    assert_eq!(enc.schema_version, SCHEMA_VERSION);
+    assert!(
+        enc.payload.contains("\"reason\":\"disputed\""),
+        "{}",
+        enc.payload
+    );
+    assert!(
+        !enc.payload.contains("charge."),
+        "no provider name is stored"
+    );
+    assert!(
+        decode("PackRevoked", 2, v1).is_err(),
+        "v2 stores neutral causes only"
+    );
 }
 
 proptest! {

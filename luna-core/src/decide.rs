@@ -1,16 +1,15 @@
 //! `decide`: a command and the current state in, the events it produces (or the rule it
 //! breaks) out. Pure: the time, ids, prices and policy come in as arguments.
 
-use std::fmt;
-
 use crate::catalog::{Catalog, PackKind, PricedAction};
+pub use crate::error::{DomainError, Shortfall};
 use crate::event::{
     AccountOpened, AppEvent, BonusGranted, EnergyConsumed, EnergyGranted, EnergyRefunded,
-    EnergyReserved, Event, EventKind, PackPurchased, ReservationReleased, Revoked,
+    EnergyReserved, Event, EventKind, PackPurchased, ReservationReleased, RevocationCause, Revoked,
     SubscriptionChanged, is_reserved_event_type,
 };
 use crate::json::Context;
-use crate::policy::{DEFAULT_HOLD_TTL_SECONDS, MAX_HOLD_TTL_SECONDS, Policy};
+use crate::policy::{DEFAULT_HOLD_TTL_SECONDS, MAX_GRANT, MAX_HOLD_TTL_SECONDS, Policy};
 use crate::units::{Cents, Energy, Money, PackId, PaymentRef, Span, Timestamp, TransactionId};
 use crate::wallet::{HoldState, Wallet};
 
@@ -135,151 +134,6 @@ impl Command {
     }
 }
 
-/// Why energy is short: what a 402 reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shortfall {
-    /// The action's cost.
-    pub required: Energy,
-    /// The balance.
-    pub current: i64,
-    /// Balance minus active holds.
-    pub available: i64,
-    /// `max(0, required - available)`.
-    pub deficit: u64,
-    /// The pack to buy.
-    pub required_pack: Option<PackId>,
-}
-
-/// A rule a command breaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DomainError {
-    /// Not enough available energy (or a negative balance).
-    InsufficientEnergy(Shortfall),
-    /// `ttl_seconds` outside 1..=3600.
-    TtlOutOfRange,
-    /// No such reservation for this user.
-    ReservationNotFound,
-    /// The hold expired before commit.
-    ReservationExpired,
-    /// The hold was released; it cannot be committed.
-    ReservationReleased,
-    /// The hold was committed; it cannot be released.
-    ReservationCommitted,
-    /// No such consume for this user.
-    TransactionNotFound,
-    /// The consume was already refunded.
-    AlreadyRefunded,
-    /// The consume cost nothing (Unlimited).
-    NothingToRefund,
-    /// The consume is older than the refund window.
-    RefundWindowExpired,
-    /// Users may not refund this action themselves.
-    RefundNotEligible,
-    /// The refund amount is zero or above the consume's cost.
-    RefundAmountOutOfRange {
-        /// The largest refundable amount.
-        max: Energy,
-    },
-    /// A grant of zero.
-    InvalidGrantAmount,
-    /// The pack is not in the catalogue.
-    UnknownPack,
-    /// The pack is a subscription.
-    NotAOneOffPack,
-    /// The amount paid differs from the catalogue price.
-    AmountMismatch,
-    /// The currency paid differs from the catalogue currency.
-    CurrencyMismatch,
-    /// No credited purchase for that payment.
-    PurchaseNotFound,
-    /// The user is Unlimited: no one-off pack or second subscription.
-    AlreadyUnlimited,
-    /// Clients cannot post the hub's own event types.
-    ReservedEventType,
-    /// A quantity would overflow.
-    Overflow,
-}
-
-impl DomainError {
-    /// The stable snake-case code of the rule (the wire's `error` field).
-    pub fn code(&self) -> &'static str {
-        match self {
-            DomainError::InsufficientEnergy(_) => "insufficient_energy",
-            DomainError::TtlOutOfRange => "ttl_out_of_range",
-            DomainError::ReservationNotFound => "reservation_not_found",
-            DomainError::ReservationExpired => "reservation_expired",
-            DomainError::ReservationReleased => "reservation_released",
-            DomainError::ReservationCommitted => "reservation_committed",
-            DomainError::TransactionNotFound => "transaction_not_found",
-            DomainError::AlreadyRefunded => "already_refunded",
-            DomainError::NothingToRefund => "nothing_to_refund",
-            DomainError::RefundWindowExpired => "refund_window_expired",
-            DomainError::RefundNotEligible => "refund_not_eligible",
-            DomainError::RefundAmountOutOfRange { .. } => "refund_amount_out_of_range",
-            DomainError::InvalidGrantAmount => "invalid_amount",
-            DomainError::UnknownPack => "unknown_pack",
-            DomainError::NotAOneOffPack => "not_a_one_off_pack",
-            DomainError::AmountMismatch => "amount_mismatch",
-            DomainError::CurrencyMismatch => "currency_mismatch",
-            DomainError::PurchaseNotFound => "purchase_not_found",
-            DomainError::AlreadyUnlimited => "already_unlimited",
-            DomainError::ReservedEventType => "reserved_event_type",
-            DomainError::Overflow => "overflow",
-        }
-    }
-}
-
-impl fmt::Display for DomainError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DomainError::InsufficientEnergy(s) => write!(
-                f,
-                "Insufficient energy: {} required, {} available (deficit {})",
-                s.required, s.available, s.deficit
-            ),
-            DomainError::TtlOutOfRange => {
-                write!(
-                    f,
-                    "ttl_seconds must be between 1 and {MAX_HOLD_TTL_SECONDS}"
-                )
-            }
-            DomainError::ReservationNotFound => f.write_str("Reservation not found"),
-            DomainError::ReservationExpired => f.write_str("The reservation has expired"),
-            DomainError::ReservationReleased => f.write_str("The reservation was released"),
-            DomainError::ReservationCommitted => f.write_str("The reservation was committed"),
-            DomainError::TransactionNotFound => f.write_str("Transaction not found"),
-            DomainError::AlreadyRefunded => f.write_str("This transaction was already refunded"),
-            DomainError::NothingToRefund => f.write_str("This transaction consumed no energy"),
-            DomainError::RefundWindowExpired => f.write_str("The refund window has expired"),
-            DomainError::RefundNotEligible => {
-                f.write_str("This action is not eligible for a refund")
-            }
-            DomainError::RefundAmountOutOfRange { max } => {
-                write!(f, "amount must be between 1 and {max}")
-            }
-            DomainError::InvalidGrantAmount => f.write_str("amount must be at least 1"),
-            DomainError::UnknownPack => f.write_str("Unknown pack"),
-            DomainError::NotAOneOffPack => {
-                f.write_str("This pack is a subscription, not a one-off pack")
-            }
-            DomainError::AmountMismatch => {
-                f.write_str("The amount paid does not match the pack price")
-            }
-            DomainError::CurrencyMismatch => {
-                f.write_str("The currency does not match the catalogue")
-            }
-            DomainError::PurchaseNotFound => f.write_str("No credited purchase for this payment"),
-            DomainError::AlreadyUnlimited => f.write_str("Luna Unlimited is already active"),
-            DomainError::ReservedEventType => {
-                f.write_str("This event type is reserved for the hub")
-            }
-            DomainError::Overflow => f.write_str("Energy overflow"),
-        }
-    }
-}
-
-impl std::error::Error for DomainError {}
-
 /// Decides a command against a wallet. If the command opens the account and it is not open,
 /// the welcome event comes first, in the same decision.
 pub fn decide(
@@ -380,20 +234,7 @@ fn decide_open(
             reason,
             by_user,
         } => vec![refund(w, *tx, *of, *amount, reason, *by_user, env)?],
-        Command::Grant { tx, amount, reason } => {
-            if amount.is_zero() {
-                return Err(DomainError::InvalidGrantAmount);
-            }
-            w.summary
-                .balance
-                .credit(*amount)
-                .ok_or(DomainError::Overflow)?;
-            vec![EventKind::EnergyGranted(EnergyGranted {
-                tx: *tx,
-                amount: *amount,
-                reason: reason.clone(),
-            })]
-        }
+        Command::Grant { tx, amount, reason } => vec![grant(w, *tx, *amount, reason)?],
         Command::CreditPurchase {
             tx,
             bonus_tx,
@@ -407,29 +248,50 @@ fn decide_open(
             payment,
             cause,
         } => clawback(w, *tx, *bonus_tx, payment, *cause)?,
-        Command::ChangeSubscription(change) => {
-            let stale = w
-                .summary
-                .subscriptions
-                .get(&change.subscription)
-                .is_some_and(|s| change.provider_created < s.provider_created);
-            if stale {
-                vec![]
-            } else {
-                vec![EventKind::SubscriptionChanged(change.clone())]
-            }
-        }
-        Command::RecordAppEvent(app) => {
-            if is_reserved_event_type(app.event_type.as_str()) {
-                return Err(DomainError::ReservedEventType);
-            }
-            vec![EventKind::AppEvent(app.clone())]
-        }
+        Command::ChangeSubscription(change) => change_subscription(w, change).into_iter().collect(),
+        Command::RecordAppEvent(app) => vec![record_app_event(app)?],
     };
     for kind in kinds {
         push(out, env, kind);
     }
     Ok(())
+}
+
+fn grant(
+    w: &Wallet,
+    tx: TransactionId,
+    amount: Energy,
+    reason: &str,
+) -> Result<EventKind, DomainError> {
+    if amount.is_zero() || amount.units() > MAX_GRANT {
+        return Err(DomainError::InvalidGrantAmount);
+    }
+    w.summary
+        .balance
+        .credit(amount)
+        .ok_or(DomainError::Overflow)?;
+    Ok(EventKind::EnergyGranted(EnergyGranted {
+        tx,
+        amount,
+        reason: reason.to_owned(),
+    }))
+}
+
+/// A subscription change, unless it is older than the state last applied.
+fn change_subscription(w: &Wallet, change: &SubscriptionChanged) -> Option<EventKind> {
+    let stale = w
+        .summary
+        .subscriptions
+        .get(&change.subscription)
+        .is_some_and(|s| change.provider_created < s.provider_created);
+    (!stale).then(|| EventKind::SubscriptionChanged(change.clone()))
+}
+
+fn record_app_event(app: &AppEvent) -> Result<EventKind, DomainError> {
+    if is_reserved_event_type(app.event_type.as_str()) {
+        return Err(DomainError::ReservedEventType);
+    }
+    Ok(EventKind::AppEvent(app.clone()))
 }
 
 /// Refuses when the user is not Unlimited and `cost` does not fit; returns whether Unlimited.
@@ -560,7 +422,7 @@ fn refund(
     }
     let amount = amount.unwrap_or(cost);
     if amount.is_zero() || amount > cost {
-        return Err(DomainError::RefundAmountOutOfRange { max: cost });
+        return Err(DomainError::RefundAmountOutOfRange { max: Some(cost) });
     }
     if env.now > consume.at.plus(env.policy.refund_window()) {
         return Err(DomainError::RefundWindowExpired);
@@ -649,8 +511,8 @@ fn clawback(
         .purchases
         .get(payment)
         .ok_or(DomainError::PurchaseNotFound)?;
-    let (pack_target, bonus_target, reason) = match cause {
-        ClawbackCause::Disputed => (p.energy, p.bonus, "charge.dispute.created"),
+    let (pack_target, bonus_target, revocation) = match cause {
+        ClawbackCause::Disputed => (p.energy, p.bonus, RevocationCause::Disputed),
         ClawbackCause::Refunded { amount_refunded } => {
             // floor((energy + bonus) × refunded / paid), split so the pack part is
             // floor(energy × refunded / paid) and the bonus takes the rest.
@@ -663,7 +525,7 @@ fn clawback(
             (
                 to_energy(pack_part),
                 to_energy(bonus_part),
-                "charge.refunded",
+                RevocationCause::Refunded,
             )
         }
     };
@@ -671,7 +533,7 @@ fn clawback(
         tx,
         payment: payment.clone(),
         energy,
-        reason: reason.to_owned(),
+        cause: revocation,
     };
     let mut kinds = Vec::new();
     let pack_delta = pack_target.saturating_sub(p.pack_revoked);

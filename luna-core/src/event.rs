@@ -168,8 +168,18 @@ pub struct Revoked {
     pub payment: PaymentRef,
     /// Energy removed by this event (the difference to what was already revoked).
     pub energy: Energy,
-    /// Why (`charge.refunded`, `charge.dispute.created`).
-    pub reason: String,
+    /// Why the payment's energy is taken back.
+    pub cause: RevocationCause,
+}
+
+/// Why a purchase's energy is taken back (neutral: the payment adapter maps the provider's
+/// events to these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationCause {
+    /// The payment was refunded, wholly or in part.
+    Refunded,
+    /// The payment is disputed.
+    Disputed,
 }
 
 /// A subscription's status at the provider.
@@ -194,37 +204,6 @@ pub enum SubscriptionStatus {
 }
 
 impl SubscriptionStatus {
-    /// Parses Stripe's status names.
-    pub fn parse(s: &str) -> Option<SubscriptionStatus> {
-        use SubscriptionStatus as S;
-        Some(match s {
-            "active" => S::Active,
-            "trialing" => S::Trialing,
-            "incomplete" => S::Incomplete,
-            "incomplete_expired" => S::IncompleteExpired,
-            "past_due" => S::PastDue,
-            "canceled" => S::Canceled,
-            "unpaid" => S::Unpaid,
-            "paused" => S::Paused,
-            _ => return None,
-        })
-    }
-
-    /// Stripe's name of the status.
-    pub fn as_str(self) -> &'static str {
-        use SubscriptionStatus as S;
-        match self {
-            S::Active => "active",
-            S::Trialing => "trialing",
-            S::Incomplete => "incomplete",
-            S::IncompleteExpired => "incomplete_expired",
-            S::PastDue => "past_due",
-            S::Canceled => "canceled",
-            S::Unpaid => "unpaid",
-            S::Paused => "paused",
-        }
-    }
-
     /// Whether the status grants the plan (`active` or `trialing`).
     pub fn is_live(self) -> bool {
         matches!(
@@ -284,6 +263,21 @@ pub const RESERVED_EVENT_PREFIXES: [&str; 13] = [
     "Session",
     "Auth",
     "Unlimited",
+];
+
+/// The type names of the hub's own events (every one starts with a reserved prefix).
+pub const HUB_EVENT_TYPES: [&str; 11] = [
+    "AccountOpened",
+    "EnergyConsumed",
+    "EnergyReserved",
+    "ReservationReleased",
+    "EnergyRefunded",
+    "PackPurchased",
+    "BonusGranted",
+    "EnergyGranted",
+    "PackRevoked",
+    "BonusRevoked",
+    "SubscriptionChanged",
 ];
 
 /// Whether an event type is reserved for the hub.
@@ -352,6 +346,17 @@ impl EventKind {
         }
     }
 
+    /// The entity a client may later name without naming its user (a reservation it commits
+    /// or releases, a payment the provider reports on): stores keep a keyed lookup of its
+    /// stream, so finding it never searches every stream.
+    pub fn directory_entity(&self) -> Option<EntityRef> {
+        match self {
+            EventKind::EnergyReserved(e) => Some(EntityRef::Transaction(e.tx)),
+            EventKind::PackPurchased(e) => Some(EntityRef::Payment(e.payment.clone())),
+            _ => None,
+        }
+    }
+
     /// The transaction (history row) id of an energy event, if it is one.
     pub fn transaction_id(&self) -> Option<Id> {
         match self {
@@ -386,19 +391,7 @@ mod tests {
 
     #[test]
     fn every_hub_event_type_is_reserved() {
-        for name in [
-            "AccountOpened",
-            "EnergyConsumed",
-            "EnergyReserved",
-            "ReservationReleased",
-            "EnergyRefunded",
-            "PackPurchased",
-            "BonusGranted",
-            "EnergyGranted",
-            "PackRevoked",
-            "BonusRevoked",
-            "SubscriptionChanged",
-        ] {
+        for name in HUB_EVENT_TYPES {
             assert!(is_reserved_event_type(name), "{name}");
         }
     }

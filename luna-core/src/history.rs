@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, RevocationCause};
 use crate::json::Context;
-use crate::units::{ActionName, Balance, Date, Energy, Id, Timestamp};
+use crate::units::{ActionName, Balance, Date, Energy, Id, PackId, Timestamp};
 use crate::view::SubscriptionType;
 use crate::wallet::Summary;
 
@@ -42,6 +42,37 @@ impl TxKind {
     }
 }
 
+/// Why a history row happened (the wire renders it as the row's `reason`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxReason {
+    /// The welcome energy.
+    Welcome,
+    /// A consume: its action.
+    Action(ActionName),
+    /// A refund or a grant: the free text given.
+    Text(String),
+    /// A purchase: its pack.
+    Pack(PackId),
+    /// A first-purchase bonus: its pack.
+    Bonus(PackId),
+    /// A clawback.
+    Revocation(RevocationCause),
+}
+
+impl std::fmt::Display for TxReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxReason::Welcome => f.write_str("welcome"),
+            TxReason::Action(a) => write!(f, "{a}"),
+            TxReason::Text(t) => f.write_str(t),
+            TxReason::Pack(p) => write!(f, "{p}"),
+            TxReason::Bonus(p) => write!(f, "first-purchase bonus ({p})"),
+            TxReason::Revocation(RevocationCause::Refunded) => f.write_str("payment refunded"),
+            TxReason::Revocation(RevocationCause::Disputed) => f.write_str("payment disputed"),
+        }
+    }
+}
+
 /// One row of the transaction history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxRow<'a> {
@@ -53,8 +84,8 @@ pub struct TxRow<'a> {
     pub kind: TxKind,
     /// Non-negative amount; `after − before` is the signed change.
     pub amount: Energy,
-    /// Why (action name, pack, grant reason…).
-    pub reason: String,
+    /// Why.
+    pub reason: TxReason,
     /// The consume's `context.app_source` (None on non-consumes).
     pub app_source: Option<&'a str>,
     /// The consume's action (None on non-consumes).
@@ -73,6 +104,53 @@ pub struct TxRow<'a> {
     pub notional: Energy,
 }
 
+/// The row an event makes, without its balances (`None`: not an energy row).
+fn row_of(e: &Event) -> Option<(Id, TxKind, Energy, TxReason)> {
+    Some(match &e.kind {
+        EventKind::AccountOpened(o) => (o.tx, TxKind::Welcome, o.welcome, TxReason::Welcome),
+        EventKind::EnergyConsumed(c) => (
+            c.tx,
+            TxKind::Consume,
+            c.cost,
+            TxReason::Action(c.action.clone()),
+        ),
+        EventKind::EnergyRefunded(r) => (
+            r.tx,
+            TxKind::Refund,
+            r.amount,
+            TxReason::Text(r.reason.clone()),
+        ),
+        EventKind::PackPurchased(p) => (
+            p.tx,
+            TxKind::Purchase,
+            p.energy,
+            TxReason::Pack(p.pack.clone()),
+        ),
+        EventKind::BonusGranted(b) => (
+            b.tx,
+            TxKind::Bonus,
+            b.energy,
+            TxReason::Bonus(b.pack.clone()),
+        ),
+        EventKind::EnergyGranted(g) => (
+            g.tx,
+            TxKind::Grant,
+            g.amount,
+            TxReason::Text(g.reason.clone()),
+        ),
+        EventKind::PackRevoked(r) | EventKind::BonusRevoked(r) => (
+            r.tx,
+            TxKind::Revoke,
+            r.energy,
+            TxReason::Revocation(r.cause),
+        ),
+        EventKind::EnergyReserved(_)
+        | EventKind::ReservationReleased(_)
+        | EventKind::SubscriptionChanged(_)
+        | EventKind::AppEvent(_) => return None,
+    })
+}
+
 /// Every history row of a stream, oldest first, with balances before and after.
 pub fn transactions(events: &[Event]) -> Vec<TxRow<'_>> {
     let mut balance = Summary::default();
@@ -80,54 +158,29 @@ pub fn transactions(events: &[Event]) -> Vec<TxRow<'_>> {
     for (index, e) in events.iter().enumerate() {
         let before = balance.balance;
         balance.apply(e);
-        let after = balance.balance;
-        let row = |tx: Id, kind: TxKind, amount: Energy, reason: String| TxRow {
+        let Some((tx, kind, amount, reason)) = row_of(e) else {
+            continue;
+        };
+        let consumed = match &e.kind {
+            EventKind::EnergyConsumed(c) => Some(c),
+            _ => None,
+        };
+        let context = consumed.and_then(|c| c.context.as_ref());
+        rows.push(TxRow {
             index,
             tx,
             kind,
             amount,
             reason,
-            app_source: None,
-            feature_used: None,
+            app_source: context.and_then(Context::app_source),
+            feature_used: consumed.map(|c| &c.action),
             energy_before: before,
-            energy_after: after,
+            energy_after: balance.balance,
             at: e.occurred_at,
-            context: None,
-            unlimited: false,
-            notional: Energy::ZERO,
-        };
-        let r = match &e.kind {
-            EventKind::AccountOpened(o) => {
-                row(o.tx, TxKind::Welcome, o.welcome, "welcome".to_owned())
-            }
-            EventKind::EnergyConsumed(c) => TxRow {
-                app_source: c.context.as_ref().and_then(Context::app_source),
-                feature_used: Some(&c.action),
-                context: c.context.as_ref(),
-                unlimited: c.unlimited,
-                notional: c.notional,
-                ..row(c.tx, TxKind::Consume, c.cost, c.action.to_string())
-            },
-            EventKind::EnergyRefunded(r) => row(r.tx, TxKind::Refund, r.amount, r.reason.clone()),
-            EventKind::PackPurchased(p) => {
-                row(p.tx, TxKind::Purchase, p.energy, p.pack.to_string())
-            }
-            EventKind::BonusGranted(b) => row(
-                b.tx,
-                TxKind::Bonus,
-                b.energy,
-                format!("first_purchase_bonus:{}", b.pack),
-            ),
-            EventKind::EnergyGranted(g) => row(g.tx, TxKind::Grant, g.amount, g.reason.clone()),
-            EventKind::PackRevoked(r) | EventKind::BonusRevoked(r) => {
-                row(r.tx, TxKind::Revoke, r.energy, r.reason.clone())
-            }
-            EventKind::EnergyReserved(_)
-            | EventKind::ReservationReleased(_)
-            | EventKind::SubscriptionChanged(_)
-            | EventKind::AppEvent(_) => continue,
-        };
-        rows.push(r);
+            context,
+            unlimited: consumed.is_some_and(|c| c.unlimited),
+            notional: consumed.map_or(Energy::ZERO, |c| c.notional),
+        });
     }
     rows
 }

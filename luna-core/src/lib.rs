@@ -19,8 +19,10 @@
 
 pub mod catalog;
 pub mod decide;
+pub mod error;
 pub mod event;
 pub mod history;
+pub mod input;
 pub mod json;
 pub mod narrative;
 pub mod policy;
@@ -37,9 +39,11 @@ pub use decide::{
 };
 pub use event::{
     AccountOpened, AppEvent, BonusGranted, EnergyConsumed, EnergyGranted, EnergyRefunded,
-    EnergyReserved, EntityRef, Event, EventKind, PackPurchased, ReservationReleased, Revoked,
-    SubscriptionChanged, SubscriptionStatus, is_reserved_event_type,
+    EnergyReserved, EntityRef, Event, EventKind, HUB_EVENT_TYPES, PackPurchased,
+    ReservationReleased, RevocationCause, Revoked, SubscriptionChanged, SubscriptionStatus,
+    is_reserved_event_type,
 };
+pub use input::JsonPart;
 pub use json::{Context, RawJson};
 pub use policy::Policy;
 pub use units::{

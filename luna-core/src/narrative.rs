@@ -8,6 +8,7 @@ use crate::event::{Event, EventKind};
 use crate::history::DEFAULT_APP;
 use crate::json::Context;
 use crate::units::{Span, Timestamp};
+use crate::view::SubscriptionType;
 use crate::wallet::Summary;
 
 /// The version of the reconstruction rules, reported in `metadata`.
@@ -104,8 +105,8 @@ pub struct Narrative<'a> {
     pub unlimited_actions: u64,
     /// Their notional energy.
     pub notional_energy_unlimited: u64,
-    /// `"free"`, `"luna_unlimited"`, or None without an account.
-    pub primary_subscription: Option<&'static str>,
+    /// Free or Unlimited now, or None without an account.
+    pub primary_subscription: Option<SubscriptionType>,
     /// A free user with more than 10 paid consumes in the last 30 days.
     pub upgrade_candidate: bool,
     // professional_journey
@@ -153,36 +154,56 @@ fn expertise_area(action: &str) -> Option<&'static str> {
     }
 }
 
-/// Folds every event of a user, oldest first, as seen at `now`.
-#[allow(
-    clippy::too_many_lines,
-    reason = "one pass over the events, then one block per output section"
-)]
-pub fn narrative(events: &[Event], now: Timestamp) -> Narrative<'_> {
-    let mut summary = Summary::default();
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut apps: BTreeSet<&str> = BTreeSet::new();
-    let mut skills: BTreeSet<&str> = BTreeSet::new();
-    let mut roles: Vec<&str> = Vec::new();
-    let mut seen_roles: BTreeSet<&str> = BTreeSet::new();
-    let mut recent: VecDeque<Occurrence<'_>> = VecDeque::with_capacity(TIMELINE_LEN + 1);
-    let (mut consumed, mut refunded, mut paid, mut occurrences) = (0i64, 0i64, 0i64, 0u64);
-    let (mut unlimited_actions, mut notional_unlimited, mut recent_paid) = (0u64, 0u64, 0u64);
-    let window_start = now.minus(Span::days(30));
+/// What one pass over the events gathers.
+#[derive(Default)]
+struct Tally<'a> {
+    summary: Summary,
+    counts: BTreeMap<&'a str, u64>,
+    apps: BTreeSet<&'a str>,
+    skills: BTreeSet<&'a str>,
+    roles: Vec<&'a str>,
+    seen_roles: BTreeSet<&'a str>,
+    recent: VecDeque<Occurrence<'a>>,
+    consumed: i64,
+    refunded: i64,
+    paid: i64,
+    occurrences: u64,
+    unlimited_actions: u64,
+    notional_unlimited: u64,
+    recent_paid: u64,
+}
 
-    for e in events {
-        summary.apply(e);
-        let occurrence = match &e.kind {
+impl<'a> Tally<'a> {
+    fn fold(events: &'a [Event], now: Timestamp) -> Tally<'a> {
+        let mut t = Tally::default();
+        let window_start = now.minus(Span::days(30));
+        for e in events {
+            t.summary.apply(e);
+            if let Some(o) = t.occurrence(e, window_start, now) {
+                t.record(o);
+            }
+        }
+        t
+    }
+
+    /// The action occurrence an event is, if any, counting what consumes and refunds add.
+    fn occurrence(
+        &mut self,
+        e: &'a Event,
+        window_start: Timestamp,
+        now: Timestamp,
+    ) -> Option<Occurrence<'a>> {
+        match &e.kind {
             EventKind::EnergyConsumed(c) => {
-                consumed += i64::from(c.cost.units());
+                self.consumed += i64::from(c.cost.units());
                 if c.unlimited {
-                    unlimited_actions += 1;
-                    notional_unlimited += u64::from(c.notional.units());
+                    self.unlimited_actions += 1;
+                    self.notional_unlimited += u64::from(c.notional.units());
                 }
                 if !c.cost.is_zero() {
-                    paid += 1;
+                    self.paid += 1;
                     if e.occurred_at >= window_start && e.occurred_at <= now {
-                        recent_paid += 1;
+                        self.recent_paid += 1;
                     }
                 }
                 let ctx = c.context.as_ref();
@@ -194,7 +215,7 @@ pub fn narrative(events: &[Event], now: Timestamp) -> Narrative<'_> {
                 })
             }
             EventKind::EnergyRefunded(r) => {
-                refunded += i64::from(r.amount.units());
+                self.refunded += i64::from(r.amount.units());
                 None
             }
             EventKind::AppEvent(a) => a.action.as_deref().map(|action| Occurrence {
@@ -204,112 +225,127 @@ pub fn narrative(events: &[Event], now: Timestamp) -> Narrative<'_> {
                 context: a.context.as_ref(),
             }),
             _ => None,
-        };
-        let Some(o) = occurrence else { continue };
-        occurrences += 1;
-        *counts.entry(o.action).or_default() += 1;
-        apps.insert(o.app);
+        }
+    }
+
+    fn record(&mut self, o: Occurrence<'a>) {
+        self.occurrences += 1;
+        *self.counts.entry(o.action).or_default() += 1;
+        self.apps.insert(o.app);
         if let Some(ctx) = o.context {
             if let Some(role) = ctx.target_role() {
-                skills.insert(role);
-                if seen_roles.insert(role) {
-                    roles.push(role);
+                self.skills.insert(role);
+                if self.seen_roles.insert(role) {
+                    self.roles.push(role);
                 }
             }
             if let Some(industry) = ctx.industry() {
-                skills.insert(industry);
+                self.skills.insert(industry);
             }
         }
-        if recent.len() == TIMELINE_LEN {
-            recent.pop_front();
+        if self.recent.len() == TIMELINE_LEN {
+            self.recent.pop_front();
         }
-        recent.push_back(o);
+        self.recent.push_back(o);
     }
+}
 
-    // max count, ties → alphabetical: BTreeMap iterates alphabetically, keep the first max.
-    let most_frequent_action = counts
+/// The most frequent action: max count, ties → alphabetical (a `BTreeMap` iterates
+/// alphabetically; the first max is kept).
+fn most_frequent<'a>(counts: &BTreeMap<&'a str, u64>) -> Option<&'a str> {
+    counts
         .iter()
         .fold(None, |best: Option<(&str, u64)>, (k, v)| match best {
             Some((_, bv)) if bv >= *v => best,
             _ => Some((k, *v)),
-        });
+        })
+        .map(|(k, _)| k)
+}
 
+/// `(area, count)` by count desc, then name; actions matching no rule left out.
+fn expertise_areas(counts: &BTreeMap<&str, u64>) -> Vec<(&'static str, u64)> {
     let mut areas: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for (action, n) in &counts {
+    for (action, n) in counts {
         if let Some(area) = expertise_area(action) {
             *areas.entry(area).or_default() += n;
         }
     }
-    let mut expertise_areas: Vec<(&'static str, u64)> = areas.into_iter().collect();
-    expertise_areas.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut areas: Vec<(&'static str, u64)> = areas.into_iter().collect();
+    areas.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    areas
+}
 
-    let distinct = counts.len() as u64;
-    let engagement_score = (10 * distinct).min(50) + (2 * occurrences).min(50);
-
-    let growth_trajectory = if occurrences < 3 {
-        Trajectory::EarlyUser
+/// The trajectory from the mean complexity of the 5 newest occurrences (in integers:
+/// `2·sum ≥ 5·n` for 2.5).
+fn trajectory(occurrences: u64, recent: &VecDeque<Occurrence<'_>>) -> Trajectory {
+    if occurrences < 3 {
+        return Trajectory::EarlyUser;
+    }
+    let newest: Vec<&Occurrence<'_>> = recent.iter().rev().take(5).collect();
+    let n = newest.len() as u64;
+    let sum: u64 = newest.iter().map(|o| complexity(o.action)).sum();
+    if sum >= 4 * n {
+        Trajectory::AdvancedUser
+    } else if 2 * sum >= 5 * n {
+        Trajectory::Progressing
     } else {
-        let newest: Vec<&Occurrence<'_>> = recent.iter().rev().take(5).collect();
-        let n = newest.len() as u64;
-        let sum: u64 = newest.iter().map(|o| complexity(o.action)).sum();
-        if sum >= 4 * n {
-            Trajectory::AdvancedUser
-        } else if 2 * sum >= 5 * n {
-            Trajectory::Progressing
-        } else {
-            Trajectory::Beginner
-        }
-    };
+        Trajectory::Beginner
+    }
+}
 
+/// Up to three recommendations, in rule order; `keep_going` only when no other rule fired.
+fn recommendations(counts: &BTreeMap<&str, u64>) -> Vec<Recommendation> {
     let count = |a: &str| counts.get(a).copied().unwrap_or(0);
-    let mut recommendations = Vec::with_capacity(3);
+    let mut out = Vec::with_capacity(3);
     if count("lettre_motivation") > 3 {
-        recommendations.push(TRY_STRATEGIE);
+        out.push(TRY_STRATEGIE);
     }
     if count("analyse_cv_complete") > 2 {
-        recommendations.push(TRY_MIRROR);
+        out.push(TRY_MIRROR);
     }
-    if distinct == 1 {
-        recommendations.push(EXPLORE);
+    if counts.len() == 1 {
+        out.push(EXPLORE);
     }
-    if recommendations.is_empty() {
-        recommendations.push(KEEP_GOING);
+    if out.is_empty() {
+        out.push(KEEP_GOING);
     }
-    recommendations.truncate(3);
+    out.truncate(3);
+    out
+}
 
-    let unlimited_now = summary.is_unlimited(now);
-    let primary_subscription = if unlimited_now {
-        Some("luna_unlimited")
-    } else if summary.is_open() {
-        Some("free")
-    } else {
-        None
-    };
-    let total_energy_consumed = consumed - refunded;
+/// Folds every event of a user, oldest first, as seen at `now`.
+pub fn narrative(events: &[Event], now: Timestamp) -> Narrative<'_> {
+    let t = Tally::fold(events, now);
+    let distinct = t.counts.len() as u64;
+    let unlimited_now = t.summary.is_unlimited(now);
+    let primary_subscription = t
+        .summary
+        .is_open()
+        .then(|| SubscriptionType::of(&t.summary, now));
+    let total_energy_consumed = t.consumed - t.refunded;
     let total_events = events.len() as u64;
-
     Narrative {
         total_events,
-        apps_mastered: apps.into_iter().collect(),
-        skills_demonstrated: skills.into_iter().collect(),
-        most_frequent_action: most_frequent_action.map(|(k, _)| k),
-        actions_breakdown: counts,
+        apps_mastered: t.apps.into_iter().collect(),
+        skills_demonstrated: t.skills.into_iter().collect(),
+        most_frequent_action: most_frequent(&t.counts),
         total_energy_consumed,
-        average_energy_per_action: if paid == 0 {
+        average_energy_per_action: if t.paid == 0 {
             0
         } else {
-            total_energy_consumed / paid
+            total_energy_consumed / t.paid
         },
-        unlimited_actions,
-        notional_energy_unlimited: notional_unlimited,
+        unlimited_actions: t.unlimited_actions,
+        notional_energy_unlimited: t.notional_unlimited,
         primary_subscription,
-        upgrade_candidate: !unlimited_now && recent_paid > UPGRADE_THRESHOLD,
-        timeline: recent.into_iter().rev().collect(),
-        career_progression: roles,
-        expertise_areas,
-        engagement_score,
-        growth_trajectory,
-        recommendations,
+        upgrade_candidate: !unlimited_now && t.recent_paid > UPGRADE_THRESHOLD,
+        career_progression: t.roles,
+        expertise_areas: expertise_areas(&t.counts),
+        engagement_score: (10 * distinct).min(50) + (2 * t.occurrences).min(50),
+        growth_trajectory: trajectory(t.occurrences, &t.recent),
+        recommendations: recommendations(&t.counts),
+        timeline: t.recent.into_iter().rev().collect(),
+        actions_breakdown: t.counts,
         generated_at: now,
         events_analyzed: total_events,
     }

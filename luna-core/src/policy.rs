@@ -15,6 +15,32 @@ pub const BASIC_ACTION_ENERGY: i64 = 5;
 /// The tank size reported as `max_energy` (100 units = 100 %).
 pub const TANK_SIZE: i64 = 100;
 
+/// The largest administrative grant.
+pub const MAX_GRANT: u32 = 1_000_000;
+/// The longest free-text reason (refunds, grants), in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A client JSON object the hub keeps verbatim, and its size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonPart {
+    /// An action's `context` (8 KiB).
+    Context,
+    /// An app event's `event_data` (16 KiB).
+    EventData,
+    /// An app event's `metadata` (16 KiB).
+    Metadata,
+}
+
+impl JsonPart {
+    /// The largest serialised size.
+    pub fn max_bytes(self) -> usize {
+        match self {
+            JsonPart::Context => 8 * 1024,
+            JsonPart::EventData | JsonPart::Metadata => 16 * 1024,
+        }
+    }
+}
+
 /// The rules an operator may tune.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {

@@ -121,8 +121,8 @@ impl Summary {
             .max_by_key(|(_, s)| (s.applied_at, s.provider_created))
     }
 
-    /// Applies one event. Never panics: arithmetic saturates, which only a corrupted history
-    /// could reach (decisions refuse overflow before emitting).
+    /// Applies one event. Arithmetic that only a corrupted history could overflow (decisions
+    /// refuse overflow before emitting) asserts in debug builds and saturates in release.
     pub fn apply(&mut self, event: &Event) {
         let at = event.occurred_at;
         if !self.holds.is_empty() {
@@ -137,9 +137,7 @@ impl Summary {
             }
             EventKind::EnergyConsumed(e) => {
                 self.balance = debit(self.balance, e.cost);
-                self.total_consumed = self
-                    .total_consumed
-                    .saturating_add(u64::from(e.cost.units()));
+                self.total_consumed = add_total(self.total_consumed, e.cost);
                 if e.from_reservation {
                     self.holds.remove(&e.tx);
                 }
@@ -160,23 +158,17 @@ impl Summary {
             }
             EventKind::EnergyRefunded(e) => {
                 self.balance = credit(self.balance, e.amount);
-                self.total_refunded = self
-                    .total_refunded
-                    .saturating_add(u64::from(e.amount.units()));
+                self.total_refunded = add_total(self.total_refunded, e.amount);
             }
             EventKind::PackPurchased(e) => {
                 self.balance = credit(self.balance, e.energy);
-                self.total_purchased = self
-                    .total_purchased
-                    .saturating_add(u64::from(e.energy.units()));
+                self.total_purchased = add_total(self.total_purchased, e.energy);
                 self.has_purchased = true;
                 self.last_recharge = Some(at);
             }
             EventKind::BonusGranted(e) => {
                 self.balance = credit(self.balance, e.energy);
-                self.total_purchased = self
-                    .total_purchased
-                    .saturating_add(u64::from(e.energy.units()));
+                self.total_purchased = add_total(self.total_purchased, e.energy);
             }
             EventKind::EnergyGranted(e) => {
                 self.balance = credit(self.balance, e.amount);
@@ -205,12 +197,30 @@ impl Summary {
     }
 }
 
+// Decisions refuse a credit that would overflow before emitting it, so only a corrupted
+// history reaches the saturation below: loud in debug builds, total in release.
 fn credit(b: Balance, e: Energy) -> Balance {
-    b.credit(e).unwrap_or(Balance::new(i64::MAX))
+    let credited = b.credit(e);
+    debug_assert!(credited.is_some(), "balance overflow: {b} + {e}");
+    credited.unwrap_or(Balance::new(i64::MAX))
 }
 
 fn debit(b: Balance, e: Energy) -> Balance {
-    b.debit(e).unwrap_or(Balance::new(i64::MIN))
+    let debited = b.debit(e);
+    debug_assert!(debited.is_some(), "balance underflow: {b} - {e}");
+    debited.unwrap_or(Balance::new(i64::MIN))
+}
+
+fn add_energy(a: Energy, b: Energy) -> Energy {
+    let sum = a.checked_add(b);
+    debug_assert!(sum.is_some(), "energy overflow: {a} + {b}");
+    sum.unwrap_or(a)
+}
+
+fn add_total(total: u64, e: Energy) -> u64 {
+    let sum = total.checked_add(u64::from(e.units()));
+    debug_assert!(sum.is_some(), "total overflow: {total} + {e}");
+    sum.unwrap_or(u64::MAX)
 }
 
 /// What happened to a hold.
@@ -340,6 +350,24 @@ impl Wallet {
     }
 
     fn apply_entities(&mut self, event: &Event) {
+        match &event.kind {
+            EventKind::EnergyReserved(_)
+            | EventKind::ReservationReleased(_)
+            | EventKind::EnergyConsumed(_)
+            | EventKind::EnergyRefunded(_) => self.apply_transaction(event),
+            EventKind::PackPurchased(_)
+            | EventKind::BonusGranted(_)
+            | EventKind::PackRevoked(_)
+            | EventKind::BonusRevoked(_) => self.apply_purchase(event),
+            EventKind::AccountOpened(_)
+            | EventKind::EnergyGranted(_)
+            | EventKind::SubscriptionChanged(_)
+            | EventKind::AppEvent(_) => {}
+        }
+    }
+
+    /// Holds, consumes and refunds, by transaction id.
+    fn apply_transaction(&mut self, event: &Event) {
         let at = event.occurred_at;
         match &event.kind {
             EventKind::EnergyReserved(e) => {
@@ -373,6 +401,13 @@ impl Wallet {
                     at,
                 });
             }
+            _ => {}
+        }
+    }
+
+    /// Purchases, their bonuses and revocations, by payment.
+    fn apply_purchase(&mut self, event: &Event) {
+        match &event.kind {
             EventKind::PackPurchased(e) => {
                 self.purchases.insert(
                     e.payment.clone(),
@@ -383,7 +418,7 @@ impl Wallet {
                         bonus: Energy::ZERO,
                         bonus_tx: None,
                         price: e.price,
-                        at,
+                        at: event.occurred_at,
                         pack_revoked: Energy::ZERO,
                         bonus_revoked: Energy::ZERO,
                     },
@@ -391,30 +426,21 @@ impl Wallet {
             }
             EventKind::BonusGranted(e) => {
                 if let Some(p) = self.purchases.get_mut(&e.payment) {
-                    p.bonus = p.bonus.checked_add(e.energy).unwrap_or(p.bonus);
+                    p.bonus = add_energy(p.bonus, e.energy);
                     p.bonus_tx = Some(e.tx);
                 }
             }
             EventKind::PackRevoked(e) => {
                 if let Some(p) = self.purchases.get_mut(&e.payment) {
-                    p.pack_revoked = p
-                        .pack_revoked
-                        .checked_add(e.energy)
-                        .unwrap_or(p.pack_revoked);
+                    p.pack_revoked = add_energy(p.pack_revoked, e.energy);
                 }
             }
             EventKind::BonusRevoked(e) => {
                 if let Some(p) = self.purchases.get_mut(&e.payment) {
-                    p.bonus_revoked = p
-                        .bonus_revoked
-                        .checked_add(e.energy)
-                        .unwrap_or(p.bonus_revoked);
+                    p.bonus_revoked = add_energy(p.bonus_revoked, e.energy);
                 }
             }
-            EventKind::AccountOpened(_)
-            | EventKind::EnergyGranted(_)
-            | EventKind::SubscriptionChanged(_)
-            | EventKind::AppEvent(_) => {}
+            _ => {}
         }
     }
 

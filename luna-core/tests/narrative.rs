@@ -112,7 +112,11 @@ fn consumes_and_app_actions_are_occurrences_with_their_apps() {
         ["optimisation_cv", "mirror_match", "lettre_motivation"]
     );
     assert_eq!(n.engagement_score, 30 + 6);
-    assert_eq!(n.primary_subscription, Some("free"));
+    assert_eq!(
+        n.primary_subscription
+            .map(luna_core::SubscriptionType::as_str),
+        Some("free")
+    );
     let areas: Vec<(&str, u64)> = n.expertise_areas.clone();
     assert_eq!(
         areas,
@@ -249,7 +253,11 @@ fn a_free_user_with_more_than_ten_paid_actions_in_thirty_days_is_an_upgrade_cand
     });
     let n = narrative(&events, at(100));
     assert!(!n.upgrade_candidate);
-    assert_eq!(n.primary_subscription, Some("luna_unlimited"));
+    assert_eq!(
+        n.primary_subscription
+            .map(luna_core::SubscriptionType::as_str),
+        Some("luna_unlimited")
+    );
 }
 
 #[test]

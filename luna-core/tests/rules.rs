@@ -9,7 +9,7 @@ use luna_core::{
     AccountOpened, ActionName, BonusGranted, Catalog, Cents, ClawbackCause, Command, Context,
     Currency, DomainError, EnergyConsumed, EnergyGranted, EnergyRefunded, EnergyReserved, Env,
     Event, EventKind, Id, Money, PackId, PackPurchased, PaymentRef, Policy, RawJson,
-    ReservationReleased, Revoked, Shortfall, SubscriptionChanged, SubscriptionRef,
+    ReservationReleased, RevocationCause, Revoked, Shortfall, SubscriptionChanged, SubscriptionRef,
     SubscriptionStatus, Timestamp, Wallet, decide, ensure_not_unlimited,
 };
 use luna_core::{Energy, history, view::CanPerformView, view::CheckView};
@@ -351,7 +351,7 @@ fn a_negative_balance_refuses_every_consume() {
                 tx: id(6),
                 payment: pi("pi_1"),
                 energy: Energy::new(100),
-                reason: "x".into(),
+                cause: RevocationCause::Refunded,
             }),
         ),
     ];
@@ -718,7 +718,7 @@ fn a_commit_after_a_clawback_took_the_held_energy_is_refused() {
                 tx: id(6),
                 payment: pi("pi_1"),
                 energy: Energy::new(100),
-                reason: "x".into(),
+                cause: RevocationCause::Refunded,
             }),
         ),
         consumed(4, 7, "conseil_rapide", 0), // zero-cost marker, no effect
@@ -736,7 +736,7 @@ fn a_commit_after_a_clawback_took_the_held_energy_is_refused() {
                 tx: id(6),
                 payment: pi("pi_1"),
                 energy: Energy::new(100),
-                reason: "x".into(),
+                cause: RevocationCause::Refunded,
             }),
         ),
     ];
@@ -814,7 +814,7 @@ fn a_refund_never_exceeds_its_consume() {
             refund_cmd(5, Some(amount), false),
             10,
             Err(DomainError::RefundAmountOutOfRange {
-                max: Energy::new(15),
+                max: Some(Energy::new(15)),
             }),
         );
     }
@@ -1018,12 +1018,12 @@ fn a_grant_credits_the_balance() {
     );
 }
 
-fn revoked(kind: &str, tx: u128, energy: u32, reason: &str) -> EventKind {
+fn revoked(kind: &str, tx: u128, energy: u32, cause: RevocationCause) -> EventKind {
     let r = Revoked {
         tx: id(tx),
         payment: pi("pi_1"),
         energy: Energy::new(energy),
-        reason: reason.into(),
+        cause,
     };
     if kind == "pack" {
         EventKind::PackRevoked(r)
@@ -1056,13 +1056,13 @@ fn a_dispute_revokes_the_pack_and_its_bonus_and_may_go_negative() {
         clawback(ClawbackCause::Disputed),
         3,
         Ok(vec![
-            revoked("pack", 60, 100, "charge.dispute.created"),
-            revoked("bonus", 61, 10, "charge.dispute.created"),
+            revoked("pack", 60, 100, RevocationCause::Disputed),
+            revoked("bonus", 61, 10, RevocationCause::Disputed),
         ]),
     );
     let mut after = given.to_vec();
-    after.push(ev(3, revoked("pack", 60, 100, "charge.dispute.created")));
-    after.push(ev(3, revoked("bonus", 61, 10, "charge.dispute.created")));
+    after.push(ev(3, revoked("pack", 60, 100, RevocationCause::Disputed)));
+    after.push(ev(3, revoked("bonus", 61, 10, RevocationCause::Disputed)));
     assert_eq!(balance_after(&after), 85 + 110 - 150 - 110);
 }
 
@@ -1081,13 +1081,13 @@ fn a_partial_refund_revokes_proportionally_and_only_the_difference() {
         }),
         2,
         Ok(vec![
-            revoked("pack", 60, 50, "charge.refunded"),
-            revoked("bonus", 61, 5, "charge.refunded"),
+            revoked("pack", 60, 50, RevocationCause::Refunded),
+            revoked("bonus", 61, 5, RevocationCause::Refunded),
         ]),
     );
     let mut after = given.to_vec();
-    after.push(ev(2, revoked("pack", 60, 50, "charge.refunded")));
-    after.push(ev(2, revoked("bonus", 61, 5, "charge.refunded")));
+    after.push(ev(2, revoked("pack", 60, 50, RevocationCause::Refunded)));
+    after.push(ev(2, revoked("bonus", 61, 5, RevocationCause::Refunded)));
     // the same cumulative amount again revokes nothing more
     check(
         &after,
@@ -1105,8 +1105,8 @@ fn a_partial_refund_revokes_proportionally_and_only_the_difference() {
         }),
         3,
         Ok(vec![
-            revoked("pack", 60, 50, "charge.refunded"),
-            revoked("bonus", 61, 5, "charge.refunded"),
+            revoked("pack", 60, 50, RevocationCause::Refunded),
+            revoked("bonus", 61, 5, RevocationCause::Refunded),
         ]),
     );
 }
@@ -1239,7 +1239,7 @@ fn the_history_has_one_row_per_energy_event_with_balances_before_and_after() {
         reserved(2, 9, "mirror_match", 30, 300),
         ev(3, committed(3, 9, "mirror_match", 30)),
         ev(4, refunded(9, 10)),
-        ev(5, revoked("pack", 60, 100, "charge.dispute.created")),
+        ev(5, revoked("pack", 60, 100, RevocationCause::Disputed)),
     ];
     let rows = history::transactions(&events);
     let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();

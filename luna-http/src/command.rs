@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::extract::{Body, JsonBody, Principal, fingerprint, idempotency_key, metadata};
-use crate::render::{keep, render, respond};
+use crate::render::{keep, render, replayed, respond};
 
 /// A mutating call whose principal, body and idempotency key are known.
 pub struct Call {
@@ -76,9 +76,11 @@ impl Call {
         Fut: Future<Output = Result<Reply<O>, AppError>>,
     {
         let renderer = move |r: &Result<O, AppError>| render(r, ok, dto);
+        let principal = self.principal.scope();
         let idem = self.idempotency.map(|(key, fingerprint)| Idempotency {
             key,
             fingerprint,
+            principal,
             encode: Arc::new(move |r: &Result<O, AppError>| keep(renderer(r))),
         });
         let prepared = self
@@ -104,11 +106,8 @@ async fn keep_refusal<O>(hub: &Hub, idem: &Idempotency<O>, refusal: &ApiError) -
         status: refusal.status.as_u16(),
         body: refusal.body(),
     };
-    match hub.keep_answer(idem, response).await {
-        Ok(kept) => ApiError::json_response(
-            StatusCode::from_u16(kept.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            kept.body,
-        ),
+    match hub.engine().keep_answer(idem, response).await {
+        Ok(kept) => replayed(kept),
         Err(e) => ApiError::from(&e).into_response(),
     }
 }

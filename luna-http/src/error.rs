@@ -1,9 +1,13 @@
 //! One error type for the wire, one status table, one body shape (`{"detail": …}`).
+//!
+//! Conversions never log: a server error carries its cause, which rides on the response as an
+//! [`ErrorCause`] extension and is logged once, with the request id, by the access log (axum's
+//! `examples/error-handling` pattern).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use luna_app::AppError;
-use luna_core::DomainError;
+use luna_core::{DomainError, JsonPart};
 use serde_json::{Value, json};
 
 /// An error answer: a status and a `detail` (string or object).
@@ -13,7 +17,13 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The `detail` value.
     pub detail: Value,
+    /// What went wrong inside, for the log only (never sent).
+    pub cause: Option<String>,
 }
+
+/// The cause of a 5xx, attached to its response for the access log.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
 
 impl ApiError {
     /// `{"detail": "<message>"}` with a status.
@@ -21,6 +31,7 @@ impl ApiError {
         ApiError {
             status,
             detail: Value::String(message.to_owned()),
+            cause: None,
         }
     }
 
@@ -29,6 +40,7 @@ impl ApiError {
         ApiError {
             status,
             detail: json!({ "error": code, "message": message }),
+            cause: None,
         }
     }
 
@@ -37,6 +49,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             detail: json!([{ "loc": loc, "msg": msg, "type": kind }]),
+            cause: None,
         }
     }
 
@@ -60,6 +73,13 @@ impl ApiError {
         ApiError::message(StatusCode::BAD_REQUEST, "Invalid user ID format")
     }
 
+    /// Adds the inside cause (logged, never sent).
+    #[must_use]
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> ApiError {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
     /// The JSON body bytes.
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&json!({ "detail": self.detail })).unwrap_or_default()
@@ -76,14 +96,39 @@ impl ApiError {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         r
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        ApiError::json_response(self.status, self.body())
+        let mut r = ApiError::json_response(self.status, self.body());
+        if let Some(cause) = self.cause {
+            r.extensions_mut().insert(ErrorCause(cause));
+        }
+        r
     }
+}
+
+/// The body field a client JSON object comes from.
+fn part_field(part: JsonPart) -> &'static str {
+    match part {
+        JsonPart::Context => "context",
+        JsonPart::EventData => "event_data",
+        JsonPart::Metadata => "metadata",
+    }
+}
+
+fn out_of_range(field: &str, e: &DomainError) -> ApiError {
+    ApiError::validation(
+        &["body", field],
+        &e.to_string(),
+        "value_error.number.out_of_range",
+    )
 }
 
 fn domain(e: &DomainError) -> ApiError {
@@ -102,6 +147,7 @@ fn domain(e: &DomainError) -> ApiError {
                 "available_energy": s.available,
                 "deficit": s.deficit,
             }),
+            cause: None,
         },
         D::ReservationNotFound | D::TransactionNotFound | D::PurchaseNotFound => {
             ApiError::rule(StatusCode::NOT_FOUND, e.code(), &msg)
@@ -114,13 +160,11 @@ fn domain(e: &DomainError) -> ApiError {
         | D::RefundWindowExpired
         | D::RefundNotEligible
         | D::AlreadyUnlimited => ApiError::rule(StatusCode::CONFLICT, e.code(), &msg),
-        D::TtlOutOfRange => ApiError::validation(
-            &["body", "ttl_seconds"],
-            &msg,
-            "value_error.number.out_of_range",
-        ),
-        D::RefundAmountOutOfRange { .. } | D::InvalidGrantAmount => {
-            ApiError::validation(&["body", "amount"], &msg, "value_error.number.out_of_range")
+        D::TtlOutOfRange => out_of_range("ttl_seconds", e),
+        D::RefundAmountOutOfRange { .. } | D::InvalidGrantAmount => out_of_range("amount", e),
+        D::ReasonTooLong => ApiError::validation(&["body", "reason"], &msg, "value_error.too_long"),
+        D::TooLarge(part) => {
+            ApiError::validation(&["body", part_field(*part)], &msg, "value_error.too_large")
         }
         D::UnknownPack
         | D::NotAOneOffPack
@@ -136,27 +180,25 @@ impl From<&AppError> for ApiError {
         match e {
             AppError::Domain(d) => domain(d),
             AppError::UnknownAction(a) => {
-                ApiError::message(StatusCode::BAD_REQUEST, &format!("Unknown action: {a}"))
+                ApiError::message(StatusCode::BAD_REQUEST, &a.to_string())
             }
             AppError::IdempotencyKeyReused => ApiError::rule(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
                 "This idempotency key was already used with another request",
             ),
-            AppError::Contended => {
-                tracing::warn!("stream too contended, retries exhausted");
-                ApiError::message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service temporarily unavailable, retry",
-                )
-            }
+            AppError::Contended => ApiError::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service temporarily unavailable, retry",
+            )
+            .caused_by("stream too contended, retries exhausted"),
             AppError::Infrastructure(inner) if e.is_unavailable() => {
-                tracing::error!(error = %inner, "database unavailable");
                 ApiError::message(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable")
+                    .caused_by(inner)
             }
             AppError::Infrastructure(inner) => {
-                tracing::error!(error = %inner, "storage failure");
                 ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+                    .caused_by(inner)
             }
         }
     }
@@ -165,6 +207,12 @@ impl From<&AppError> for ApiError {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
         ApiError::from(&e)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> ApiError {
+        domain(&e)
     }
 }
 

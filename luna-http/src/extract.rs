@@ -5,10 +5,10 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
+use luna_app::SERVICE_KEY_PREFIX;
 use luna_core::UserId;
 use luna_ports::{EventMetadata, Scope, ServiceKey};
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::canonical::{CanonicalError, canonicalize};
@@ -131,19 +131,6 @@ pub enum Principal {
     Service(ServiceKey),
 }
 
-/// The SHA-256 of a secret, hex: how service keys are stored.
-pub fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{b:02x}"));
-    }
-    hex
-}
-
-/// The prefix of every service key.
-pub const SERVICE_KEY_PREFIX: &str = "luna_sk_";
-
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -166,10 +153,7 @@ impl FromRequestParts<AppState> for Principal {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
         if token.starts_with(SERVICE_KEY_PREFIX) {
-            let key = state
-                .keys
-                .find(state.hub.store().as_ref(), &hash_secret(token))
-                .await?;
+            let key = state.hub.authenticate_key(token).await?;
             return key
                 .map(Principal::Service)
                 .ok_or_else(|| ApiError::unauthorized("Invalid or revoked key"));
@@ -192,6 +176,12 @@ impl Principal {
         match self {
             Principal::Service(k) => format!("service:{}", k.id),
         }
+    }
+
+    /// The principal's own idempotency scope: its user's stream for a user, its id for a
+    /// service (where answers given before a request's user was known are kept).
+    pub fn scope(&self) -> String {
+        self.id()
     }
 
     /// The user a request acts for, from an optional `user_id` in the body.
@@ -273,7 +263,7 @@ fn bad_key() -> ApiError {
 /// The fingerprint of a request under an idempotency key: SHA-256 of the route and the
 /// canonical body.
 pub fn fingerprint(route: &str, canonical: &str) -> String {
-    hash_secret(&format!("{route}\n{canonical}"))
+    luna_app::hash_secret(&format!("{route}\n{canonical}"))
 }
 
 /// A user id from a path segment; a segment that does not decode is an invalid user id (400).

@@ -25,14 +25,14 @@ pub mod canonical;
 pub mod command;
 pub mod error;
 pub mod extract;
-pub mod keys;
 pub mod limits;
 pub mod render;
 pub mod routes;
 pub mod server;
+pub mod wire;
 
 pub use error::ApiError;
-pub use extract::{Principal, SERVICE_KEY_PREFIX, hash_secret};
+pub use extract::Principal;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -53,8 +53,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub config: Arc<HttpConfig>,
-    /// Recently found service keys.
-    pub keys: Arc<keys::KeyCache>,
 }
 
 #[derive(OpenApi)]
@@ -88,23 +86,23 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API's routes and their OpenAPI description, from the same handler list.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{energy, events, ops};
+    use routes::{admin, balance, events, history, holds, narrative, ops, refunds};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(energy::check))
-        .routes(routes!(energy::can_perform))
-        .routes(routes!(energy::consume))
-        .routes(routes!(energy::reserve))
-        .routes(routes!(energy::commit))
-        .routes(routes!(energy::release))
-        .routes(routes!(energy::refund))
-        .routes(routes!(energy::refund_policy))
-        .routes(routes!(energy::grant))
-        .routes(routes!(energy::transactions))
-        .routes(routes!(energy::analytics))
-        .routes(routes!(energy::costs))
+        .routes(routes!(balance::check))
+        .routes(routes!(balance::can_perform))
+        .routes(routes!(balance::consume))
+        .routes(routes!(holds::reserve))
+        .routes(routes!(holds::commit))
+        .routes(routes!(holds::release))
+        .routes(routes!(refunds::refund))
+        .routes(routes!(refunds::refund_policy))
+        .routes(routes!(admin::grant))
+        .routes(routes!(history::transactions))
+        .routes(routes!(history::analytics))
+        .routes(routes!(balance::costs))
         .routes(routes!(events::post_event))
         .routes(routes!(events::list_events))
-        .routes(routes!(events::narrative))
+        .routes(routes!(narrative::narrative))
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
@@ -239,6 +237,14 @@ async fn logged(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let latency = start.elapsed();
     let status = response.status().as_u16();
+    if response.status().is_server_error() {
+        // The one place a server error is logged, with its request id.
+        let cause = response
+            .extensions()
+            .get::<error::ErrorCause>()
+            .map_or("", |c| c.0.as_str());
+        tracing::error!(request_id = %request_id, route = %route, status, cause, "server error");
+    }
     let user = LOGGED_USER.try_with(|u| u.borrow().clone()).ok().flatten();
     // Every label comes from a closed set: matched routes, seven methods, status codes.
     let method_label = method_label(&method);

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use luna_app::Hub;
+use luna_app::hash_secret;
 use luna_core::{Catalog, Policy};
-use luna_http::{AppState, HttpConfig, hash_secret, router};
+use luna_http::{AppState, HttpConfig, router};
 use luna_ports::{KeyStore, Scope, ServiceKey};
 use luna_testkit::{FixedClock, MemoryStore, SequentialIds};
 use tower::ServiceExt;
@@ -26,9 +27,7 @@ async fn app() -> (axum::Router, Arc<MemoryStore>) {
     };
     store.create_key(&key, &hash_secret(SECRET)).await.unwrap();
     let hub = Hub::new(
-        store.clone(),
-        clock,
-        Arc::new(SequentialIds::default()),
+        luna_testkit::ports(store.clone(), clock, Arc::new(SequentialIds::default())),
         Arc::new(Catalog::builtin()),
         Policy::default(),
     );
@@ -37,7 +36,6 @@ async fn app() -> (axum::Router, Arc<MemoryStore>) {
         metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
             .build_recorder()
             .handle(),
-        keys: Arc::default(),
         config: Arc::new(HttpConfig {
             cors_origins: vec![],
             loopback_bind: true,

@@ -1,18 +1,33 @@
-//! The ports: traits at the edges of the hexagon.
+//! The ports: traits at the edges of the hexagon, one module per concern.
 //!
 //! Use cases (`luna-app`) are written against these traits; adapters (in-memory in
-//! `luna-testkit`, SQLite, PostgreSQL, Stripe) implement them. Errors carry one variant callers
-//! act on (`Conflict`: retry) and keep everything else opaque.
+//! `luna-testkit`, SQLite, PostgreSQL, Stripe) implement them. Errors carry the variants callers
+//! act on (`Conflict`/`Busy`: retry; `Unavailable`: 503) and keep everything else opaque. A new
+//! store (accounts, billing) is a port of its own, not a member of a growing supertrait.
 
+mod error;
+mod events;
+mod idempotency;
+mod keys;
 mod payment;
-mod store;
+mod runtime;
 
+pub use error::StoreError;
+pub use events::{
+    AppendBatch, Appended, EnergyAfter, EventMetadata, EventStore, LoadedWallet, NewEvent,
+    PageQuery, PendingIdempotency, Receipt, RecordedEvent, RenderResponse, StoredSummary,
+    StreamPage,
+};
+pub use idempotency::{IdempotencyRecord, IdempotencyStore, StoredResponse};
+pub use keys::{KeyStore, Scope, ServiceKey};
 pub use payment::{
     CheckoutRequest, CheckoutSession, CreateIntent, GatewayError, PaymentGateway, PaymentIntentView,
 };
-pub use store::{
-    AppendBatch, Appended, Clock, EnergyAfter, EventMetadata, EventStore, IdGenerator,
-    IdempotencyRecord, IdempotencyStore, KeyStore, LoadedWallet, NewEvent, PageQuery,
-    PendingIdempotency, Receipt, RecordedEvent, RenderResponse, Scope, ServiceKey, Store,
-    StoreError, StoredResponse, StoredSummary, StreamPage,
-};
+pub use runtime::{Clock, IdGenerator, SecretSource};
+
+/// The event store and its idempotency records: one database, since records of commands are
+/// written in the append's transaction. Other stores (service keys, accounts, billing) are
+/// ports of their own.
+pub trait Store: EventStore + IdempotencyStore {}
+
+impl<T: EventStore + IdempotencyStore> Store for T {}

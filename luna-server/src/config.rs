@@ -111,29 +111,8 @@ pub struct Config {
 impl Config {
     /// Resolves flags/environment over the file over the defaults.
     pub fn resolve(s: &Settings) -> anyhow::Result<Config> {
-        let path = s.config.clone().or_else(|| {
-            let default = PathBuf::from("luna.toml");
-            default.exists().then_some(default)
-        });
-        let file: FileSettings = match &path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-            }
-            None => FileSettings::default(),
-        };
-        let environment = match s
-            .environment
-            .clone()
-            .or(file.env)
-            .as_deref()
-            .unwrap_or("development")
-        {
-            "development" | "dev" => Environment::Development,
-            "production" | "prod" => Environment::Production,
-            other => anyhow::bail!("LUNA_ENV must be development or production, not {other}"),
-        };
+        let file = read_file(s)?;
+        let environment = environment(s.environment.clone().or(file.env).as_deref())?;
         let bind_text = s
             .bind
             .clone()
@@ -148,18 +127,6 @@ impl Config {
         {
             anyhow::bail!("production mode needs LUNA_JWT_SECRET of at least 32 bytes");
         }
-        let log_format = match s.log_format.clone().or(file.log_format).as_deref() {
-            Some("json") => LogFormat::Json,
-            Some("pretty") => LogFormat::Pretty,
-            Some("auto") | None => {
-                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                    LogFormat::Pretty
-                } else {
-                    LogFormat::Json
-                }
-            }
-            Some(other) => anyhow::bail!("LUNA_LOG_FORMAT must be json or pretty, not {other}"),
-        };
         let cors = s
             .cors_origins
             .clone()
@@ -178,14 +145,55 @@ impl Config {
                 .welcome_energy
                 .or(file.welcome_energy)
                 .unwrap_or(luna_core::policy::DEFAULT_WELCOME_ENERGY),
-            cors_origins: cors
-                .split(',')
-                .map(|o| o.trim().to_owned())
-                .filter(|o| !o.is_empty())
-                .collect(),
-            log_format,
+            cors_origins: comma_list(&cors),
+            log_format: log_format(s.log_format.clone().or(file.log_format).as_deref())?,
         })
     }
+}
+
+/// `luna.toml` (or the file named by `--config`), when there is one.
+fn read_file(s: &Settings) -> anyhow::Result<FileSettings> {
+    let path = s.config.clone().or_else(|| {
+        let default = PathBuf::from("luna.toml");
+        default.exists().then_some(default)
+    });
+    match &path {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+        }
+        None => Ok(FileSettings::default()),
+    }
+}
+
+fn environment(name: Option<&str>) -> anyhow::Result<Environment> {
+    match name.unwrap_or("development") {
+        "development" | "dev" => Ok(Environment::Development),
+        "production" | "prod" => Ok(Environment::Production),
+        other => anyhow::bail!("LUNA_ENV must be development or production, not {other}"),
+    }
+}
+
+fn log_format(name: Option<&str>) -> anyhow::Result<LogFormat> {
+    match name {
+        Some("json") => Ok(LogFormat::Json),
+        Some("pretty") => Ok(LogFormat::Pretty),
+        Some("auto") | None => Ok(if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        }),
+        Some(other) => anyhow::bail!("LUNA_LOG_FORMAT must be json or pretty, not {other}"),
+    }
+}
+
+/// A comma-separated list, trimmed, empty items dropped.
+pub fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

@@ -78,83 +78,90 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve::serve(config, listener, serve::shutdown_signal()).await?;
         }
         Command::Migrate => {
-            runtime::open_store(&config.database_url).await?;
+            runtime::open_stores(&config.database_url).await?;
             println!(
                 "migrations applied to {}",
                 serve::redact(&config.database_url)
             );
         }
         Command::Keys { command } => {
-            let store = runtime::open_store(&config.database_url).await?;
-            match command {
-                KeysCommand::Create { name, scopes } => {
-                    let scopes = scopes
-                        .iter()
-                        .flat_map(|s| s.split([',', ' ']))
-                        .filter(|s| !s.is_empty())
-                        .map(|s| {
-                            Scope::parse(s).ok_or_else(|| anyhow::anyhow!("unknown scope {s}"))
-                        })
-                        .collect::<anyhow::Result<Vec<_>>>()?;
-                    let (key, secret) = serve::create_key(store.as_ref(), &name, scopes).await?;
-                    println!(
-                        "key {} created; its secret, shown this once:\n{secret}",
-                        key.id
-                    );
-                }
-                KeysCommand::List => {
-                    for k in store.list_keys().await? {
-                        let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
-                        let state = if k.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        };
-                        println!("{}  {:<8} {:<24} {}", k.id, state, k.name, scopes.join(" "));
-                    }
-                }
-                KeysCommand::Revoke { id } => {
-                    let id = luna_core::Id::parse(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let now = luna_ports::Clock::now(&runtime::SystemClock);
-                    if store.revoke_key(id, now).await? {
-                        println!("key {id} revoked");
-                    } else {
-                        eprintln!("no active key {id}");
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
-            }
+            let stores = runtime::open_stores(&config.database_url).await?;
+            return keys(command, &runtime::hub(&config, &stores)?).await;
         }
         Command::Verify => {
-            let store = runtime::open_store(&config.database_url).await?;
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {pos} streams verified {elapsed}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            let report = luna_app::verify::verify(store.as_ref(), |n| bar.set_position(n)).await?;
-            bar.finish_and_clear();
-            println!(
-                "{} streams, {} events replayed",
-                report.streams, report.events
-            );
-            if report.is_ok() {
-                println!("OK: every invariant holds and every projection matches its events");
-            } else {
-                for v in &report.violations {
-                    println!("VIOLATION {}: {}", v.stream, v.problem);
-                }
-                println!("{} violation(s)", report.violations.len());
-                return Ok(ExitCode::FAILURE);
-            }
+            let stores = runtime::open_stores(&config.database_url).await?;
+            return verify(&stores).await;
         }
         Command::Catalog => {
             print!("{}", catalog::describe(&runtime::catalog(&config)?));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `luna keys …`.
+async fn keys(command: KeysCommand, hub: &luna_app::Hub) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Create { name, scopes } => {
+            let scopes = scopes
+                .iter()
+                .flat_map(|s| s.split([',', ' ']))
+                .filter(|s| !s.is_empty())
+                .map(|s| Scope::parse(s).ok_or_else(|| anyhow::anyhow!("unknown scope {s}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let (key, secret) = hub.create_key(&name, scopes).await?;
+            println!(
+                "key {} created; its secret, shown this once:\n{secret}",
+                key.id
+            );
+        }
+        KeysCommand::List => {
+            for k in hub.list_keys().await? {
+                let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}  {:<8} {:<24} {}", k.id, state, k.name, scopes.join(" "));
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let id = luna_core::Id::parse(&id).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if hub.revoke_key(id).await? {
+                println!("key {id} revoked");
+            } else {
+                eprintln!("no active key {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `luna verify`: replays every stream with a progress bar; non-zero exit on a violation.
+async fn verify(stores: &runtime::Stores) -> anyhow::Result<ExitCode> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} streams verified {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let report = luna_app::verify::verify(stores.store.as_ref(), |n| bar.set_position(n)).await?;
+    bar.finish_and_clear();
+    println!(
+        "{} streams, {} events replayed",
+        report.streams, report.events
+    );
+    if report.is_ok() {
+        println!("OK: every invariant holds and every projection matches its events");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for v in &report.violations {
+            println!("VIOLATION {}: {}", v.stream, v.problem);
+        }
+        println!("{} violation(s)", report.violations.len());
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 #[tokio::main]

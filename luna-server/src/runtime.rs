@@ -1,12 +1,13 @@
-//! The real clock, random ids, the store chosen by URL, and the hub built from a config.
+//! The real clock, random ids and secrets, the stores chosen by URL, and the hub built from a
+//! config: the composition root (the only place that names concrete adapters).
 
 use std::sync::Arc;
 
 use luna_adapters_postgres::PgStore;
 use luna_adapters_sqlite::{Durability, SqliteStore};
-use luna_app::Hub;
+use luna_app::{Hub, Ports};
 use luna_core::{Catalog, Energy, Id, Policy, Timestamp};
-use luna_ports::{Clock, IdGenerator, Store};
+use luna_ports::{Clock, IdGenerator, KeyStore, SecretSource, Store};
 
 use crate::config::Config;
 
@@ -31,17 +32,58 @@ impl IdGenerator for UuidIds {
     }
 }
 
-/// Opens (and migrates) the store named by a URL.
-pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// 256 bits from the operating system's random source.
+pub struct OsSecrets;
+
+impl SecretSource for OsSecrets {
+    fn secret(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // No secret is better than a predictable one: a failing OS source stops the request.
+        getrandom::fill(&mut out).expect("the operating system's random source failed");
+        out
+    }
+}
+
+/// The stores of one database.
+#[derive(Clone)]
+pub struct Stores {
+    /// Events, projections and idempotency records.
+    pub store: Arc<dyn Store>,
+    /// Service keys.
+    pub keys: Arc<dyn KeyStore>,
+}
+
+impl Stores {
+    fn of<S: Store + KeyStore + 'static>(s: Arc<S>) -> Stores {
+        Stores {
+            store: s.clone(),
+            keys: s,
+        }
+    }
+
+    /// The hub's ports over these stores, with the real clock, ids and secrets.
+    pub fn ports(&self) -> Ports {
+        Ports {
+            store: self.store.clone(),
+            keys: self.keys.clone(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidIds),
+            secrets: Arc::new(OsSecrets),
+        }
+    }
+}
+
+/// Opens (and migrates) the database named by a URL.
+pub async fn open_stores(url: &str) -> anyhow::Result<Stores> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(
+        Ok(Stores::of(Arc::new(
             SqliteStore::connect(url, clock, Durability::Full).await?,
-        ))
+        )))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
+        Ok(Stores::of(Arc::new(
             PgStore::connect(url, None, luna_adapters_postgres::POOL_SIZE, clock).await?,
-        ))
+        )))
     } else {
         anyhow::bail!("LUNA_DATABASE_URL must start with sqlite: or postgres://")
     }
@@ -55,17 +97,11 @@ pub fn catalog(config: &Config) -> anyhow::Result<Catalog> {
     }
 }
 
-/// The hub of a config over a store.
-pub fn hub(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Hub> {
+/// The hub of a config over a database's stores.
+pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
     let policy = Policy {
         welcome_energy: Energy::new(config.welcome_energy),
         ..Policy::default()
     };
-    Ok(Hub::new(
-        store,
-        Arc::new(SystemClock),
-        Arc::new(UuidIds),
-        Arc::new(catalog(config)?),
-        policy,
-    ))
+    Ok(Hub::new(stores.ports(), Arc::new(catalog(config)?), policy))
 }

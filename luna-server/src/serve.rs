@@ -4,12 +4,12 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use luna_http::{AppState, HttpConfig};
-use luna_ports::{Scope, ServiceKey, Store};
+use luna_ports::{Scope, Store};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Environment};
-use crate::runtime::{self, SystemClock, UuidIds};
+use crate::runtime::{self, SystemClock};
 
 /// The process-wide Prometheus recorder (installed once).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -23,58 +23,27 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// A new service key secret (`luna_sk_` + 244 random bits).
-pub fn new_secret() -> String {
-    format!(
-        "{}{}{}",
-        luna_http::SERVICE_KEY_PREFIX,
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-/// Creates a service key; returns it and its secret (shown once, stored only hashed).
-pub async fn create_key(
-    store: &dyn Store,
-    name: &str,
-    scopes: Vec<Scope>,
-) -> anyhow::Result<(ServiceKey, String)> {
-    use luna_ports::{Clock, IdGenerator};
-    let secret = new_secret();
-    let key = ServiceKey {
-        id: UuidIds.next_id(),
-        name: name.to_owned(),
-        scopes,
-        created_at: SystemClock.now(),
-        revoked_at: None,
-    };
-    store
-        .create_key(&key, &luna_http::hash_secret(&secret))
-        .await?;
-    Ok((key, secret))
-}
-
 /// Serves on `listener` until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = runtime::open_store(&config.database_url).await?;
-    if config.environment == Environment::Development && store.list_keys().await?.is_empty() {
-        let (key, secret) =
-            create_key(store.as_ref(), "development admin", vec![Scope::Admin]).await?;
+    let stores = runtime::open_stores(&config.database_url).await?;
+    let hub = Arc::new(runtime::hub(&config, &stores)?);
+    if config.environment == Environment::Development && hub.list_keys().await?.is_empty() {
+        let (key, secret) = hub
+            .create_key("development admin", vec![Scope::Admin])
+            .await?;
         println!(
             "Created a development admin service key (shown once, id {}):\n  {secret}",
             key.id
         );
     }
-    let purge = tokio::spawn(purge_idempotency(store.clone()));
-    let hub = Arc::new(runtime::hub(&config, store)?);
+    let purge = tokio::spawn(purge_idempotency(stores.store.clone()));
     let state = AppState {
         hub,
         metrics: metrics_handle(),
-        keys: Arc::default(),
         config: Arc::new(HttpConfig {
             cors_origins: config.cors_origins.clone(),
             loopback_bind: listener.local_addr()?.ip().is_loopback(),

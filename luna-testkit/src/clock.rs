@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use luna_core::{Id, Span, Timestamp};
-use luna_ports::{Clock, IdGenerator};
+use luna_ports::{Clock, IdGenerator, SecretSource};
 
 /// A clock that only moves when told to.
 #[derive(Debug)]
@@ -64,5 +64,17 @@ impl IdGenerator for SequentialIds {
     fn next_id(&self) -> Id {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         Id::from_u128((u128::from(self.prefix) << 64) | u128::from(n))
+    }
+}
+
+/// Deterministic "secrets": the next id's bytes, twice (tests only; never random).
+impl SecretSource for SequentialIds {
+    fn secret(&self) -> [u8; 32] {
+        let a = self.next_id().as_u128().to_be_bytes();
+        let b = self.next_id().as_u128().to_be_bytes();
+        let mut out = [0u8; 32];
+        out[..16].copy_from_slice(&a);
+        out[16..].copy_from_slice(&b);
+        out
     }
 }

@@ -11,7 +11,7 @@ use luna_core::{
     Timestamp, UserId, Wallet,
 };
 use luna_ports::{
-    AppendBatch, EnergyAfter, EventMetadata, IdempotencyRecord, NewEvent, PageQuery,
+    AppendBatch, EnergyAfter, EventMetadata, IdempotencyRecord, KeyStore, NewEvent, PageQuery,
     PendingIdempotency, Receipt, Store, StoreError, StoredResponse,
 };
 
@@ -152,20 +152,10 @@ pub async fn appended_events_read_back_equal_and_in_order<S: Store + ?Sized>(sto
     let u = unique_user("roundtrip");
     let history = every_kind_history();
     let kinds: BTreeSet<&str> = history.iter().map(|e| e.kind.type_name()).collect();
-    for k in [
-        "AccountOpened",
-        "EnergyConsumed",
-        "EnergyReserved",
-        "ReservationReleased",
-        "EnergyRefunded",
-        "PackPurchased",
-        "BonusGranted",
-        "EnergyGranted",
-        "PackRevoked",
-        "BonusRevoked",
-        "SubscriptionChanged",
-        "letter.generated",
-    ] {
+    for k in luna_core::HUB_EVENT_TYPES
+        .iter()
+        .chain(&["letter.generated"])
+    {
         assert!(kinds.contains(k), "the sample history lacks {k}");
     }
     let (first, rest) = history.split_at(3);
@@ -443,6 +433,7 @@ pub async fn an_idempotency_record_is_written_with_its_append<S: Store + ?Sized>
             events: &new,
             summary: &summary,
             idempotency: Some(PendingIdempotency {
+                scope: "service:contract".into(),
                 key: key.clone(),
                 fingerprint: "fp".into(),
                 created_at: Timestamp::from_secs(1000),
@@ -456,8 +447,18 @@ pub async fn an_idempotency_record_is_written_with_its_append<S: Store + ?Sized>
         })
         .await
         .expect("append");
-    let record = store.get(&key).await.expect("get").expect("record stored");
+    let record = store
+        .get("service:contract", &key)
+        .await
+        .expect("get")
+        .expect("record stored in its principal's scope");
+    assert_eq!(record.stream, "service:contract");
     assert_eq!(record.fingerprint, "fp");
+    assert_eq!(
+        store.get(u.as_str(), &key).await.expect("get"),
+        None,
+        "records are keyed by scope"
+    );
     assert_eq!(record.response.status, 200);
     assert_eq!(
         record.response.body,
@@ -470,6 +471,7 @@ pub async fn a_taken_idempotency_key_fails_the_whole_append<S: Store + ?Sized>(s
     let u = unique_user("idem-taken");
     let key = format!("taken-{}", fresh_id());
     let record = IdempotencyRecord {
+        stream: u.to_string(),
         key: key.clone(),
         fingerprint: "first".into(),
         response: StoredResponse {
@@ -489,6 +491,7 @@ pub async fn a_taken_idempotency_key_fails_the_whole_append<S: Store + ?Sized>(s
             events: &new,
             summary: &summary,
             idempotency: Some(PendingIdempotency {
+                scope: u.to_string(),
                 key: key.clone(),
                 fingerprint: "second".into(),
                 created_at: Timestamp::from_secs(1001),
@@ -505,13 +508,17 @@ pub async fn a_taken_idempotency_key_fails_the_whole_append<S: Store + ?Sized>(s
     assert!(matches!(err, StoreError::Conflict), "got {err:?}");
     assert!(store.read_stream(&u).await.expect("read").is_empty());
     assert_eq!(store.load(&u, &[]).await.expect("load").version, 0);
-    assert_eq!(store.get(&key).await.expect("get"), Some(record));
+    assert_eq!(
+        store.get(u.as_str(), &key).await.expect("get"),
+        Some(record)
+    );
 }
 
 /// `put` refuses a taken key; `purge` removes records older than a time.
 pub async fn put_refuses_a_taken_key_and_purge_removes_old_records<S: Store + ?Sized>(store: &S) {
     let key = format!("put-{}", fresh_id());
     let old = IdempotencyRecord {
+        stream: "service:put".into(),
         key: key.clone(),
         fingerprint: "f".into(),
         response: StoredResponse {
@@ -525,6 +532,14 @@ pub async fn put_refuses_a_taken_key_and_purge_removes_old_records<S: Store + ?S
         store.put(old.clone()).await,
         Err(StoreError::Conflict)
     ));
+    let elsewhere = IdempotencyRecord {
+        stream: "service:other".into(),
+        ..old.clone()
+    };
+    store
+        .put(elsewhere)
+        .await
+        .expect("the same key in another stream is another record");
     let newer_key = format!("put-new-{}", fresh_id());
     let newer = IdempotencyRecord {
         key: newer_key.clone(),
@@ -533,8 +548,14 @@ pub async fn put_refuses_a_taken_key_and_purge_removes_old_records<S: Store + ?S
     };
     store.put(newer).await.expect("put newer");
     assert!(store.purge(Timestamp::from_secs(20)).await.expect("purge") >= 1);
-    assert_eq!(store.get(&key).await.expect("get"), None);
-    assert!(store.get(&newer_key).await.expect("get").is_some());
+    assert_eq!(store.get("service:put", &key).await.expect("get"), None);
+    assert!(
+        store
+            .get("service:put", &newer_key)
+            .await
+            .expect("get")
+            .is_some()
+    );
 }
 
 /// `summaries` lists streams in id order with their versions, page by page.
@@ -562,7 +583,7 @@ pub async fn summaries_list_streams_in_order<S: Store + ?Sized>(store: &S) {
 }
 
 /// Keys are found by the hash of their secret until revoked; revocation is listed.
-pub async fn service_keys_are_found_by_hash_until_revoked<S: Store + ?Sized>(store: &S) {
+pub async fn service_keys_are_found_by_hash_until_revoked<S: KeyStore + ?Sized>(store: &S) {
     use luna_ports::{Scope, ServiceKey};
     let key = ServiceKey {
         id: fresh_id(),

@@ -11,3 +11,22 @@ pub mod strategies;
 
 pub use clock::{FixedClock, SequentialIds};
 pub use memory::MemoryStore;
+
+/// The hub's ports over one store that holds events, idempotency records and keys, with the
+/// given clock and deterministic ids and secrets.
+pub fn ports<S>(
+    store: std::sync::Arc<S>,
+    clock: std::sync::Arc<dyn luna_ports::Clock>,
+    ids: std::sync::Arc<SequentialIds>,
+) -> luna_app::Ports
+where
+    S: luna_ports::Store + luna_ports::KeyStore + 'static,
+{
+    luna_app::Ports {
+        store: store.clone(),
+        keys: store,
+        clock,
+        ids: ids.clone(),
+        secrets: ids,
+    }
+}

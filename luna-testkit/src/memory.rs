@@ -24,7 +24,7 @@ struct Inner {
     events: Vec<RecordedEvent>,
     streams: BTreeMap<UserId, Stream>,
     entity_owner: HashMap<String, UserId>,
-    idempotency: HashMap<String, IdempotencyRecord>,
+    idempotency: HashMap<(String, String), IdempotencyRecord>,
     keys: Vec<(ServiceKey, String)>,
     down: bool,
 }
@@ -88,7 +88,9 @@ impl EventStore for MemoryStore {
             return Err(StoreError::backend(std::io::Error::other("empty append")));
         }
         if let Some(p) = &batch.idempotency {
-            if g.idempotency.contains_key(&p.key) {
+            if g.idempotency
+                .contains_key(&(p.scope.clone(), p.key.clone()))
+            {
                 return Err(StoreError::Conflict);
             }
         }
@@ -106,8 +108,10 @@ impl EventStore for MemoryStore {
             .collect();
         // Render before mutating anything, so a panic leaves the store untouched.
         let record = batch.idempotency.and_then(|p| {
-            let (key, fingerprint, created_at) = (p.key, p.fingerprint, p.created_at);
+            let (scope, key, fingerprint, created_at) =
+                (p.scope, p.key, p.fingerprint, p.created_at);
             (p.render)(&receipts).map(|response| IdempotencyRecord {
+                stream: scope,
                 key,
                 fingerprint,
                 response,
@@ -126,7 +130,7 @@ impl EventStore for MemoryStore {
                 recorded_at: now,
                 after: e.after,
             });
-            if let Some(entity) = e.event.kind.entity_ref() {
+            if let Some(entity) = e.event.kind.directory_entity() {
                 g.entity_owner
                     .entry(entity.key())
                     .or_insert_with(|| batch.stream.clone());
@@ -139,7 +143,7 @@ impl EventStore for MemoryStore {
         }
         g.streams.entry(batch.stream.clone()).or_default().summary = batch.summary.clone();
         if let Some(r) = record {
-            g.idempotency.insert(r.key.clone(), r);
+            g.idempotency.insert((r.stream.clone(), r.key.clone()), r);
         }
         Ok(Appended { receipts })
     }
@@ -257,16 +261,21 @@ impl EventStore for MemoryStore {
 
 #[async_trait]
 impl IdempotencyStore for MemoryStore {
-    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        Ok(self.guard()?.idempotency.get(key).cloned())
+    async fn get(&self, stream: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self
+            .guard()?
+            .idempotency
+            .get(&(stream.to_owned(), key.to_owned()))
+            .cloned())
     }
 
     async fn put(&self, record: IdempotencyRecord) -> Result<(), StoreError> {
         let mut g = self.guard()?;
-        if g.idempotency.contains_key(&record.key) {
+        let id = (record.stream.clone(), record.key.clone());
+        if g.idempotency.contains_key(&id) {
             return Err(StoreError::Conflict);
         }
-        g.idempotency.insert(record.key.clone(), record);
+        g.idempotency.insert(id, record);
         Ok(())
     }
 

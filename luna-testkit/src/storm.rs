@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use luna_app::{AppError, ConsumeOutcome, ConsumeRequest, Hub, Idempotency, Reply};
 use luna_core::{Catalog, DomainError, Energy, EventKind, UserId, Wallet};
-use luna_ports::{EventMetadata, StoredResponse};
+use luna_ports::{EventMetadata, Store, StoredResponse};
 
 /// The shape of a storm.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +66,35 @@ struct TaskTally {
     replays: u64,
 }
 
+/// The previous consume of a task: its key, user, action and first answer.
+type LastConsume = (String, UserId, String, StoredResponse);
+
+/// Repeats a consume with its key: it must replay its first answer, not apply again.
+async fn replay(
+    hub: &Hub,
+    (key, u, action, first): &LastConsume,
+    meta: &EventMetadata,
+    enc: &luna_app::Encoder<ConsumeOutcome>,
+) {
+    let idem = Idempotency {
+        principal: "service:storm".into(),
+        key: key.clone(),
+        fingerprint: format!("{u}|{action}"),
+        encode: enc.clone(),
+    };
+    let req = ConsumeRequest {
+        user: u.clone(),
+        action: action.clone(),
+        context: None,
+    };
+    match hub.consume(req, meta, Some(&idem)).await.expect("replay") {
+        Reply::Replayed(r) => {
+            assert_eq!(&r, first, "a replay differs from the first answer");
+        }
+        Reply::Fresh(o) => panic!("a repeated key applied again: {o:?}"),
+    }
+}
+
 async fn task(
     hub: Arc<Hub>,
     users: Vec<UserId>,
@@ -83,7 +112,7 @@ async fn task(
     };
     let enc: luna_app::Encoder<ConsumeOutcome> = std::sync::Arc::new(encode);
     let mut tally = TaskTally::default();
-    let mut last: Option<(String, UserId, String, StoredResponse)> = None;
+    let mut last: Option<LastConsume> = None;
     for i in 0..ops {
         let n = t * 7919 + i * 104_729;
         let user = users[n % users.len()].clone();
@@ -96,23 +125,8 @@ async fn task(
         }
         if i % 10 == 9 {
             // Repeat the previous consume with its key: it must replay, not apply again.
-            if let Some((key, u, action, first)) = &last {
-                let idem = Idempotency {
-                    key: key.clone(),
-                    fingerprint: format!("{u}|{action}"),
-                    encode: enc.clone(),
-                };
-                let req = ConsumeRequest {
-                    user: u.clone(),
-                    action: action.clone(),
-                    context: None,
-                };
-                match hub.consume(req, &meta, Some(&idem)).await.expect("replay") {
-                    Reply::Replayed(r) => {
-                        assert_eq!(&r, first, "a replay differs from the first answer");
-                    }
-                    Reply::Fresh(o) => panic!("a repeated key applied again: {o:?}"),
-                }
+            if let Some(last) = &last {
+                replay(&hub, last, &meta, &enc).await;
                 tally.replays += 1;
                 continue;
             }
@@ -120,6 +134,7 @@ async fn task(
         let action = actions[n % actions.len()].clone();
         let key = format!("{prefix}-{t}-{i}");
         let idem = Idempotency {
+            principal: "service:storm".into(),
             key: key.clone(),
             fingerprint: format!("{user}|{action}"),
             encode: enc.clone(),
@@ -151,11 +166,50 @@ async fn task(
     tally
 }
 
+/// One user's stream after a storm: one event per successful consume, never below zero, the
+/// final balance exact, the stored projection equal to the rebuilt one.
+async fn check_user(store: &dyn Store, u: &UserId, welcome: i64, (n, energy): (u64, u64), g: u64) {
+    let events = store.read_stream(u).await.expect("read stream");
+    let consume_events = events
+        .iter()
+        .filter(|e| matches!(e.event.kind, EventKind::EnergyConsumed(_)))
+        .count();
+    assert_eq!(
+        consume_events as u64, n,
+        "{u}: one event per successful consume"
+    );
+    let decided: Vec<_> = events.iter().map(|e| e.event.clone()).collect();
+    for row in luna_core::history::transactions(&decided) {
+        assert!(
+            row.energy_after.units() >= 0,
+            "{u}: balance went below zero"
+        );
+    }
+    let wallet = Wallet::fold(&decided);
+    let expected = welcome + i64::try_from(g).expect("fits") - i64::try_from(energy).expect("fits");
+    assert_eq!(
+        wallet.summary.balance.units(),
+        expected,
+        "{u}: final balance"
+    );
+    let loaded = store.load(u, &[]).await.expect("load");
+    assert_eq!(
+        loaded.summary, wallet.summary,
+        "{u}: stored projection equals the rebuilt one"
+    );
+    assert_eq!(loaded.version, events.len() as u64);
+}
+
 /// Runs a storm through `hubs` (round-robin over tasks) and checks the invariants on the store
 /// of the first hub: no balance ever below zero, final balances exactly welcome + grants −
 /// successful consumes, one event per successful consume, replays equal to first answers, and
 /// stored summaries equal to summaries rebuilt from the events.
-pub async fn storm(hubs: &[Arc<Hub>], plan: StormPlan, prefix: &str) -> StormReport {
+pub async fn storm(
+    hubs: &[Arc<Hub>],
+    store: &dyn Store,
+    plan: StormPlan,
+    prefix: &str,
+) -> StormReport {
     let users: Vec<UserId> = (0..plan.users)
         .map(|u| UserId::parse(&format!("{prefix}-u{u}")).expect("valid user"))
         .collect();
@@ -188,41 +242,11 @@ pub async fn storm(hubs: &[Arc<Hub>], plan: StormPlan, prefix: &str) -> StormRep
         report.replays += t.replays;
     }
     tokio::time::sleep(plan.settle).await;
-    let store = hubs[0].store().clone();
     let welcome = i64::from(hubs[0].policy().welcome_energy.units());
     for u in &users {
-        let events = store.read_stream(u).await.expect("read stream");
         let (n, energy) = consumed.get(u.as_str()).copied().unwrap_or_default();
         let g = granted.get(u.as_str()).copied().unwrap_or_default();
-        let consume_events = events
-            .iter()
-            .filter(|e| matches!(e.event.kind, EventKind::EnergyConsumed(_)))
-            .count();
-        assert_eq!(
-            consume_events as u64, n,
-            "{u}: one event per successful consume"
-        );
-        let decided: Vec<_> = events.iter().map(|e| e.event.clone()).collect();
-        for row in luna_core::history::transactions(&decided) {
-            assert!(
-                row.energy_after.units() >= 0,
-                "{u}: balance went below zero"
-            );
-        }
-        let wallet = Wallet::fold(&decided);
-        let expected =
-            welcome + i64::try_from(g).expect("fits") - i64::try_from(energy).expect("fits");
-        assert_eq!(
-            wallet.summary.balance.units(),
-            expected,
-            "{u}: final balance"
-        );
-        let loaded = store.load(u, &[]).await.expect("load");
-        assert_eq!(
-            loaded.summary, wallet.summary,
-            "{u}: stored projection equals the rebuilt one"
-        );
-        assert_eq!(loaded.version, events.len() as u64);
+        check_user(store, u, welcome, (n, energy), g).await;
         report.consumes += n;
     }
     assert!(

@@ -174,6 +174,14 @@ impl Sim {
                 amount: Energy::new(*a),
                 reason: "test".into(),
             },
+            Op::Purchase(..) | Op::Clawback(..) | Op::Subscription(..) => self.billing(op),
+            Op::Advance(_) => return None,
+        })
+    }
+
+    /// The billing command of an operation.
+    fn billing(&mut self, op: &Op) -> Command {
+        match op {
             Op::Purchase(p, k) => {
                 let packs = self.catalog.packs.packs();
                 let pack = packs[p % packs.len()].clone();
@@ -208,8 +216,8 @@ impl Sim {
                     provider_created: self.sub_created,
                 })
             }
-            Op::Advance(_) => return None,
-        })
+            _ => unreachable!("billing operations only"),
+        }
     }
 
     /// Applies one operation.

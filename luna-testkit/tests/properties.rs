@@ -174,19 +174,7 @@ fn the_generator_reaches_every_kind_of_event_and_situation() {
         negative += sim.steps.iter().filter(|s| s.after < 0).count();
         refused += sim.steps.iter().filter(|s| s.result.is_err()).count();
     }
-    for k in [
-        "AccountOpened",
-        "EnergyConsumed",
-        "EnergyReserved",
-        "ReservationReleased",
-        "EnergyRefunded",
-        "PackPurchased",
-        "BonusGranted",
-        "EnergyGranted",
-        "PackRevoked",
-        "BonusRevoked",
-        "SubscriptionChanged",
-    ] {
+    for k in luna_core::HUB_EVENT_TYPES {
         assert!(kinds.contains(k), "never generated {k}");
     }
     assert!(

@@ -121,6 +121,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     account.run(&catalog, &policy, now, &refund)?;
 
+    report(&account, now);
+    Ok(())
+}
+
+/// Prints the history and the Capital Narratif.
+fn report(account: &Account, now: Timestamp) {
     println!("\nhistory:");
     for row in transactions(&account.events) {
         println!(
@@ -143,5 +149,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for r in &n.recommendations {
         println!("  → {} : {}", r.code, r.message);
     }
-    Ok(())
 }

@@ -1,40 +1,19 @@
-//! The routes, grouped by area, and what they share.
+//! The routes, grouped by area — `balance` (check, can-perform, consume, costs), `holds`
+//! (reserve, commit, release), `refunds` (refund, refund policy), `admin` (grants), `history`
+//! (transactions, analytics), `events` (app events in and out), `narrative`, `ops` — and what
+//! they share. A command route is `Call::begin` + `Call::run` (see `command.rs`); a new area
+//! (accounts, billing) is a new module on the same pattern.
 
-pub mod energy;
+pub mod admin;
+pub mod balance;
 pub mod events;
+pub mod history;
+pub mod holds;
+pub mod narrative;
 pub mod ops;
-
-use serde::Serialize;
-use utoipa::ToSchema;
+pub mod refunds;
 
 use crate::error::ApiError;
-
-/// `{"detail": "<message>"}` or `{"detail": {"error": "<code>", "message": "…"}}`.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"detail": {"error": "already_refunded", "message": "This transaction was already refunded"}}))]
-pub struct ErrorBody {
-    /// A message, or `{error, message}` for a refusal by a named rule.
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-}
-
-/// The 402 body the satellites parse.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"detail": {"error": "insufficient_energy", "message": "Énergie insuffisante : 30 requis, 15 disponible", "action": "recharge_energy", "required_pack": "cafe_luna", "energy_required": 30, "current_energy": 15, "available_energy": 15, "deficit": 15}}))]
-pub struct InsufficientEnergyBody {
-    /// `{error, message, action, required_pack, energy_required, current_energy, deficit}`.
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-}
-
-/// 422: `{"detail":[{"loc":[…],"msg":"…","type":"…"}]}`.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"detail": [{"loc": ["body", "action_name"], "msg": "field required", "type": "value_error.missing"}]}))]
-pub struct ValidationErrorBody {
-    /// The problems.
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-}
 
 /// `limit`: default 50, clamped to 200, at least 1.
 pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
@@ -67,6 +46,11 @@ pub fn parse_cursor(raw: Option<&str>) -> Result<Option<u64>, ApiError> {
                 "value_error.cursor",
             )
         })
+}
+
+/// The cursor of a page's last item.
+pub fn cursor(position: u64) -> String {
+    format!("p{position}")
 }
 
 /// Query parameters, or 422 in the list shape.

@@ -3,45 +3,20 @@
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+use luna_api::{ErrorBody, HealthResponse, ReadyChecks, ReadyResponse};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCause};
 use crate::extract::Principal;
-use crate::routes::ErrorBody;
-
-/// Liveness.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"status": "healthy", "service": "luna-hub", "version": "0.1.0"}))]
-pub struct HealthResponse {
-    status: &'static str,
-    service: &'static str,
-    version: &'static str,
-}
-
-/// Readiness checks.
-#[derive(Serialize, ToSchema)]
-pub struct ReadyChecks {
-    database: &'static str,
-}
-
-/// Readiness.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"ready": true, "checks": {"database": "ok"}}))]
-pub struct ReadyResponse {
-    ready: bool,
-    checks: ReadyChecks,
-}
 
 /// The process is up (no dependency checked).
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "Up", body = HealthResponse)))]
 pub async fn health() -> axum::Json<HealthResponse> {
     axum::Json(HealthResponse {
-        status: "healthy",
-        service: "luna-hub",
-        version: env!("CARGO_PKG_VERSION"),
+        status: "healthy".to_owned(),
+        service: "luna-hub".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
     })
 }
 
@@ -50,24 +25,28 @@ pub async fn health() -> axum::Json<HealthResponse> {
     responses((status = 200, description = "Ready", body = ReadyResponse),
               (status = 503, description = "Database unreachable", body = ReadyResponse)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    match state.hub.store().ping().await {
+    match state.hub.ready().await {
         Ok(()) => axum::Json(ReadyResponse {
             ready: true,
-            checks: ReadyChecks { database: "ok" },
+            checks: ReadyChecks {
+                database: "ok".to_owned(),
+            },
         })
         .into_response(),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
+            let mut r = (
                 StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
                 axum::Json(ReadyResponse {
                     ready: false,
                     checks: ReadyChecks {
-                        database: "unreachable",
+                        database: "unreachable".to_owned(),
                     },
                 }),
             )
-                .into_response()
+                .into_response();
+            r.extensions_mut().insert(ErrorCause(e.to_string()));
+            r
         }
     }
 }

@@ -70,12 +70,8 @@ async fn luna_verify_passes_on_a_healthy_store_and_fails_on_a_tampered_projectio
         let u = uid(&format!("verify{i}"));
         json_ok(app.consume(&u, "lettre_motivation").await).await;
         json_ok(
-            app.post(
-                &app.admin,
-                "/luna/energy/grant",
-                &json!({"user_id": u, "amount": 5, "reason": "x"}),
-            )
-            .await,
+            app.grant(&json!({"user_id": u, "amount": 5, "reason": "x"}))
+                .await,
         )
         .await;
     }

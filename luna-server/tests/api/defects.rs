@@ -466,7 +466,7 @@ async fn commit_again_and_release_again_answer_the_figures_of_the_first_time() {
     let app = &app;
     let reserve = |action: &str| {
         let body = json!({"user_id": u, "action_name": action});
-        async move { app.post(&app.service, "/luna/energy/reserve", &body).await }
+        async move { app.reserve(&body).await }
     };
     let hold = expect(reserve("mirror_match").await, StatusCode::CREATED).await;
     let id = hold["reservation_id"].as_str().unwrap().to_owned();

@@ -38,12 +38,8 @@ async fn can_perform_answers_yes_and_no_with_a_pack() {
     let app = TestApp::spawn().await;
     let u = uid("can");
     let yes = json_ok(
-        app.post(
-            &app.service,
-            "/luna/energy/can-perform",
-            &json!({"user_id": u, "action_name": "mirror_match"}),
-        )
-        .await,
+        app.can_perform(&json!({"user_id": u, "action_name": "mirror_match"}))
+            .await,
     )
     .await;
     assert_eq!(
@@ -65,12 +61,8 @@ async fn can_perform_answers_yes_and_no_with_a_pack() {
     expect(app.consume(&u, "plan_reconversion").await, StatusCode::OK).await;
     expect(app.consume(&u, "mirror_match").await, StatusCode::OK).await;
     let no = json_ok(
-        app.post(
-            &app.service,
-            "/luna/energy/can-perform",
-            &json!({"user_id": u, "action_name": "mirror_match"}),
-        )
-        .await,
+        app.can_perform(&json!({"user_id": u, "action_name": "mirror_match"}))
+            .await,
     )
     .await;
     assert_eq!(no["can_perform"], false);
@@ -242,12 +234,8 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     assert_eq!(v["detail"], "Request body too large");
     // ttl out of range → 422
     let v = expect(
-        app.post(
-            &app.service,
-            "/luna/energy/reserve",
-            &json!({"user_id": u, "action_name": "conseil_rapide", "ttl_seconds": 3601}),
-        )
-        .await,
+        app.reserve(&json!({"user_id": u, "action_name": "conseil_rapide", "ttl_seconds": 3601}))
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
@@ -325,25 +313,19 @@ async fn credentials_and_scopes_are_enforced() {
     )
     .await;
     // a revoked key stops working
-    let (key, secret) = luna_server::serve::create_key(
-        app.store.as_ref(),
-        "temp",
-        vec![luna_ports::Scope::EnergyRead],
-    )
-    .await
-    .unwrap();
+    let (key, secret) = app
+        .hub
+        .create_key("temp", vec![luna_ports::Scope::EnergyRead])
+        .await
+        .unwrap();
     json_ok(
         app.post(&secret, "/luna/energy/check", &json!({"user_id": u}))
             .await,
     )
     .await;
-    app.store
-        .revoke_key(key.id, luna_core::Timestamp::from_secs(1))
-        .await
-        .unwrap();
+    assert!(app.hub.revoke_key(key.id).await.unwrap());
     // revoked from outside the server: refused once its key-cache entry lapses
-    tokio::time::sleep(luna_http::limits::KEY_CACHE_TTL + std::time::Duration::from_millis(50))
-        .await;
+    tokio::time::sleep(luna_app::KEY_CACHE_TTL + std::time::Duration::from_millis(50)).await;
     expect(
         app.post(&secret, "/luna/energy/check", &json!({"user_id": u}))
             .await,
@@ -357,12 +339,8 @@ async fn a_hold_reserves_commits_once_and_refuses_what_the_rules_refuse() {
     let app = TestApp::spawn().await;
     let u = uid("hold");
     let r = expect(
-        app.post(
-            &app.service,
-            "/luna/energy/reserve",
-            &json!({"user_id": u, "action_name": "mirror_match"}),
-        )
-        .await,
+        app.reserve(&json!({"user_id": u, "action_name": "mirror_match"}))
+            .await,
         StatusCode::CREATED,
     )
     .await;
@@ -406,12 +384,8 @@ async fn a_hold_reserves_commits_once_and_refuses_what_the_rules_refuse() {
     assert_eq!(error_code(&v), "reservation_committed");
     // release, release again, commit after release
     let r2 = expect(
-        app.post(
-            &app.service,
-            "/luna/energy/reserve",
-            &json!({"user_id": u, "action_name": "conseil_rapide"}),
-        )
-        .await,
+        app.reserve(&json!({"user_id": u, "action_name": "conseil_rapide"}))
+            .await,
         StatusCode::CREATED,
     )
     .await;
@@ -472,16 +446,8 @@ async fn a_hold_reserves_commits_once_and_refuses_what_the_rules_refuse() {
     .await;
     // holds count against what may be reserved: 55 → 5 available → 402
     let big = json!({"user_id": u, "action_name": "plan_reconversion"});
-    expect(
-        app.post(&app.service, "/luna/energy/reserve", &big).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let v = expect(
-        app.post(&app.service, "/luna/energy/reserve", &big).await,
-        StatusCode::PAYMENT_REQUIRED,
-    )
-    .await;
+    expect(app.reserve(&big).await, StatusCode::CREATED).await;
+    let v = expect(app.reserve(&big).await, StatusCode::PAYMENT_REQUIRED).await;
     assert_eq!(v["detail"]["current_energy"], 55);
     assert_eq!(v["detail"]["available_energy"], 5);
 }
@@ -491,12 +457,8 @@ async fn an_expired_hold_is_gone_for_commit_and_releases_nothing() {
     let app = TestApp::spawn().await;
     let u = uid("expired");
     let r = expect(
-        app.post(
-            &app.service,
-            "/luna/energy/reserve",
-            &json!({"user_id": u, "action_name": "mirror_match", "ttl_seconds": 1}),
-        )
-        .await,
+        app.reserve(&json!({"user_id": u, "action_name": "mirror_match", "ttl_seconds": 1}))
+            .await,
         StatusCode::CREATED,
     )
     .await;
@@ -538,23 +500,15 @@ async fn a_refund_gives_energy_back_once_and_refuses_the_rest() {
     let c = json_ok(app.consume(&u, "lettre_motivation").await).await;
     let tx = c["transaction_id"].as_str().unwrap().to_owned();
     let v = expect(
-        app.post(
-            &app.service,
-            "/luna/energy/refund",
-            &json!({"user_id": u, "transaction_id": tx, "amount": 16, "reason": "x"}),
-        )
-        .await,
+        app.refund(&json!({"user_id": u, "transaction_id": tx, "amount": 16, "reason": "x"}))
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     assert_eq!(loc(&v), ["body", "amount"]);
     let r = json_ok(
-        app.post(
-            &app.service,
-            "/luna/energy/refund",
-            &json!({"user_id": u, "transaction_id": tx, "reason": "generation failed"}),
-        )
-        .await,
+        app.refund(&json!({"user_id": u, "transaction_id": tx, "reason": "generation failed"}))
+            .await,
     )
     .await;
     assert_eq!(r["success"], true);
@@ -564,27 +518,19 @@ async fn a_refund_gives_energy_back_once_and_refuses_the_rest() {
     assert_eq!(r["reason"], "generation failed");
     assert_ne!(r["transaction_id"], tx.as_str());
     let v = expect(
-        app.post(
-            &app.service,
-            "/luna/energy/refund",
-            &json!({"user_id": u, "transaction_id": tx, "reason": "again"}),
-        )
-        .await,
+        app.refund(&json!({"user_id": u, "transaction_id": tx, "reason": "again"}))
+            .await,
         StatusCode::CONFLICT,
     )
     .await;
     assert_eq!(error_code(&v), "already_refunded");
-    let v = expect(app.post(&app.service, "/luna/energy/refund", &json!({"user_id": u, "transaction_id": "00000000-0000-0000-0000-000000000001", "reason": "x"})).await, StatusCode::NOT_FOUND).await;
+    let v = expect(app.refund(&json!({"user_id": u, "transaction_id": "00000000-0000-0000-0000-000000000001", "reason": "x"})).await, StatusCode::NOT_FOUND).await;
     assert_eq!(error_code(&v), "transaction_not_found");
     // another user's consume is not found
     let other = uid("other");
     expect(
-        app.post(
-            &app.service,
-            "/luna/energy/refund",
-            &json!({"user_id": other, "transaction_id": tx, "reason": "x"}),
-        )
-        .await,
+        app.refund(&json!({"user_id": other, "transaction_id": tx, "reason": "x"}))
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -609,12 +555,8 @@ async fn an_admin_grants_energy_within_limits() {
     let app = TestApp::spawn().await;
     let u = uid("grant");
     let g = json_ok(
-        app.post(
-            &app.admin,
-            "/luna/energy/grant",
-            &json!({"user_id": u, "amount": 40, "reason": "support"}),
-        )
-        .await,
+        app.grant(&json!({"user_id": u, "amount": 40, "reason": "support"}))
+            .await,
     )
     .await;
     assert_eq!(
@@ -628,12 +570,8 @@ async fn an_admin_grants_energy_within_limits() {
     assert!(g["transaction_id"].as_str().is_some());
     for amount in [0, 1_000_001] {
         let v = expect(
-            app.post(
-                &app.admin,
-                "/luna/energy/grant",
-                &json!({"user_id": u, "amount": amount, "reason": "x"}),
-            )
-            .await,
+            app.grant(&json!({"user_id": u, "amount": amount, "reason": "x"}))
+                .await,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
@@ -651,12 +589,8 @@ async fn the_history_and_analytics_fold_every_transaction() {
         json_ok(app.post(&app.service, "/luna/energy/consume", &body).await).await;
     }
     json_ok(
-        app.post(
-            &app.admin,
-            "/luna/energy/grant",
-            &json!({"user_id": u, "amount": 10, "reason": "gift"}),
-        )
-        .await,
+        app.grant(&json!({"user_id": u, "amount": 10, "reason": "gift"}))
+            .await,
     )
     .await;
     let p1 = json_ok(

@@ -13,7 +13,7 @@ async fn app_events_are_recorded_listed_with_the_hubs_own_and_folded_into_the_na
     json_ok(app.post(&app.service, "/luna/energy/consume", &body).await).await;
     let data = json!({"action": "optimisation_cv", "context": {"target_role": "Product Manager", "industry": "Tech"}});
     let posted = expect(
-        app.post(&app.service, "/luna/events", &json!({"user_id": u, "event_type": "cv.optimized", "app_source": "cv", "event_data": data, "metadata": {"client": "cv-web"}})).await,
+        app.post_event(&json!({"user_id": u, "event_type": "cv.optimized", "app_source": "cv", "event_data": data, "metadata": {"client": "cv-web"}})).await,
         StatusCode::CREATED,
     )
     .await;

@@ -83,12 +83,8 @@ async fn a_402_is_kept_and_replayed_for_its_key() {
         .await;
     assert_eq!(first.status(), StatusCode::PAYMENT_REQUIRED);
     let first = first.text().await.unwrap();
-    app.post(
-        &app.admin,
-        "/luna/energy/grant",
-        &json!({"user_id": u, "amount": 500, "reason": "top-up"}),
-    )
-    .await;
+    app.grant(&json!({"user_id": u, "amount": 500, "reason": "top-up"}))
+        .await;
     let again = app
         .post_idem(
             &app.service,

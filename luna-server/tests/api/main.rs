@@ -34,6 +34,8 @@ pub struct TestApp {
     /// A key with energy:read only.
     pub reader: String,
     pub store: Arc<dyn Store>,
+    /// A hub on the server's database (an operator's tools: keys).
+    pub hub: Arc<luna_app::Hub>,
     pub database_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -83,25 +85,36 @@ impl TestApp {
     }
 
     async fn spawn_on(database_url: String) -> TestApp {
-        let store = runtime::open_store(&database_url)
+        let stores = runtime::open_stores(&database_url)
             .await
             .expect("open store");
-        let (_, admin) = serve::create_key(store.as_ref(), "test admin", vec![Scope::Admin])
+        let keys = runtime::hub(
+            &Config::resolve(&Settings {
+                config: Some(PathBuf::from("/dev/null")),
+                ..Settings::default()
+            })
+            .expect("config"),
+            &stores,
+        )
+        .expect("hub");
+        let (_, admin) = keys
+            .create_key("test admin", vec![Scope::Admin])
             .await
             .expect("key");
-        let (_, service) = serve::create_key(
-            store.as_ref(),
-            "letters backend",
-            vec![
-                Scope::EnergyRead,
-                Scope::EnergyWrite,
-                Scope::EventsRead,
-                Scope::EventsWrite,
-            ],
-        )
-        .await
-        .expect("key");
-        let (_, reader) = serve::create_key(store.as_ref(), "dashboard", vec![Scope::EnergyRead])
+        let (_, service) = keys
+            .create_key(
+                "letters backend",
+                vec![
+                    Scope::EnergyRead,
+                    Scope::EnergyWrite,
+                    Scope::EventsRead,
+                    Scope::EventsWrite,
+                ],
+            )
+            .await
+            .expect("key");
+        let (_, reader) = keys
+            .create_key("dashboard", vec![Scope::EnergyRead])
             .await
             .expect("key");
         let settings = Settings {
@@ -136,7 +149,8 @@ impl TestApp {
             admin,
             service,
             reader,
-            store,
+            store: stores.store.clone(),
+            hub: Arc::new(keys),
             database_url,
             shutdown: Some(tx),
             server: Some(server),
@@ -217,6 +231,84 @@ impl TestApp {
             .expect("request")
     }
 
+    // ---- the API's vocabulary (the satellite's key unless said otherwise) ----------------
+
+    /// POST /luna/energy/can-perform.
+    pub async fn can_perform(&self, body: &Value) -> Response {
+        self.post(&self.service, "/luna/energy/can-perform", body)
+            .await
+    }
+
+    /// POST /luna/energy/reserve.
+    pub async fn reserve(&self, body: &Value) -> Response {
+        self.post(&self.service, "/luna/energy/reserve", body).await
+    }
+
+    /// POST /luna/energy/reservations/{id}/commit.
+    pub async fn commit(&self, id: &str, body: &Value) -> Response {
+        self.post(
+            &self.service,
+            &format!("/luna/energy/reservations/{id}/commit"),
+            body,
+        )
+        .await
+    }
+
+    /// POST /luna/energy/reservations/{id}/release.
+    pub async fn release(&self, id: &str) -> Response {
+        self.post(
+            &self.service,
+            &format!("/luna/energy/reservations/{id}/release"),
+            &json!({}),
+        )
+        .await
+    }
+
+    /// POST /luna/energy/refund.
+    pub async fn refund(&self, body: &Value) -> Response {
+        self.post(&self.service, "/luna/energy/refund", body).await
+    }
+
+    /// POST /luna/energy/grant, with the admin key.
+    pub async fn grant(&self, body: &Value) -> Response {
+        self.post(&self.admin, "/luna/energy/grant", body).await
+    }
+
+    /// POST /luna/events.
+    pub async fn post_event(&self, body: &Value) -> Response {
+        self.post(&self.service, "/luna/events", body).await
+    }
+
+    /// GET /luna/energy/transactions/{user}?{query}.
+    pub async fn transactions(&self, user: &str, query: &str) -> Response {
+        self.get(
+            &self.service,
+            &format!("/luna/energy/transactions/{user}?{query}"),
+        )
+        .await
+    }
+
+    /// GET /luna/energy/analytics/{user}?{query}.
+    pub async fn analytics(&self, user: &str, query: &str) -> Response {
+        self.get(
+            &self.service,
+            &format!("/luna/energy/analytics/{user}?{query}"),
+        )
+        .await
+    }
+
+    /// GET /luna/events/{user}?{query}.
+    pub async fn events(&self, user: &str, query: &str) -> Response {
+        self.get(&self.service, &format!("/luna/events/{user}?{query}"))
+            .await
+    }
+
+    /// GET /luna/narrative/{user}.
+    pub async fn narrative(&self, user: &str) -> Response {
+        self.get(&self.service, &format!("/luna/narrative/{user}"))
+            .await
+    }
+
     pub async fn check(&self, user: &str) -> Value {
         json_ok(
             self.post(
@@ -253,17 +345,23 @@ impl Drop for TestApp {
     }
 }
 
-/// Asserts a status and returns the JSON body.
-pub async fn expect(r: Response, status: StatusCode) -> Value {
-    let got = r.status();
-    let text = r.text().await.expect("body");
-    assert_eq!(got, status, "unexpected status, body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+/// Asserts a status and returns the JSON body; a failure names the calling line (an async
+/// fn cannot be `#[track_caller]`, so the location is captured before the future starts).
+#[track_caller]
+pub fn expect(r: Response, status: StatusCode) -> impl std::future::Future<Output = Value> {
+    let at = std::panic::Location::caller();
+    async move {
+        let got = r.status();
+        let text = r.text().await.expect("body");
+        assert_eq!(got, status, "unexpected status at {at}, body: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON at {at}: {text}"))
+    }
 }
 
 /// Asserts 200 and returns the JSON body.
-pub async fn json_ok(r: Response) -> Value {
-    expect(r, StatusCode::OK).await
+#[track_caller]
+pub fn json_ok(r: Response) -> impl std::future::Future<Output = Value> {
+    expect(r, StatusCode::OK)
 }
 
 /// The `error` code of a `{"detail":{"error":…}}` body.

@@ -11,12 +11,8 @@ async fn the_old_satellite_client_keeps_working() {
     let u = uid("satellite");
     // can-perform: `success` and `can_perform` are required by the client
     let v = json_ok(
-        app.post(
-            &app.service,
-            "/luna/energy/can-perform",
-            &json!({"user_id": u, "action_name": "lettre_motivation"}),
-        )
-        .await,
+        app.can_perform(&json!({"user_id": u, "action_name": "lettre_motivation"}))
+            .await,
     )
     .await;
     assert_eq!(v["success"], true);

@@ -11,12 +11,8 @@ async fn storm(app: Arc<TestApp>) {
     let users: Vec<String> = (0..4).map(|i| uid(&format!("storm{i}"))).collect();
     for u in &users {
         app.check(u).await;
-        app.post(
-            &app.admin,
-            "/luna/energy/grant",
-            &json!({"user_id": u, "amount": 300, "reason": "storm"}),
-        )
-        .await;
+        app.grant(&json!({"user_id": u, "amount": 300, "reason": "storm"}))
+            .await;
     }
     let mut tasks = Vec::new();
     for t in 0..24 {

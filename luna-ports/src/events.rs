@@ -1,7 +1,15 @@
-//! Event store, idempotency records, clock and ids.
+//! The append-only, per-user event store and the projections written with each append.
+//!
+//! An implementation MUST: append a batch (events, the stream's new summary, an idempotency
+//! record) in one transaction only if the stream is still at the expected version, else answer
+//! `Conflict` and change nothing; read a stream's summary and the named entities' events
+//! consistently (one read); cost the same for `load` whatever the length of the history.
 
 use async_trait::async_trait;
 use luna_core::{EntityRef, Event, Id, Summary, Timestamp, UserId};
+
+use crate::error::StoreError;
+use crate::idempotency::StoredResponse;
 
 /// Who did what, recorded beside each event (never inside the domain payload).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -72,28 +80,6 @@ pub struct Receipt {
     pub recorded_at: Timestamp,
 }
 
-/// A response kept for an idempotency key: replayed verbatim for a repeated request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
-    /// HTTP-like status.
-    pub status: u16,
-    /// The body bytes.
-    pub body: Vec<u8>,
-}
-
-/// A stored idempotency record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyRecord {
-    /// The scoped key (principal, route, client key).
-    pub key: String,
-    /// A digest of the request, to refuse a reused key with another body.
-    pub fingerprint: String,
-    /// The first final response.
-    pub response: StoredResponse,
-    /// When it was stored.
-    pub created_at: Timestamp,
-}
-
 /// Renders the response to keep, from the receipts of the appended events (`None`: keep no
 /// record, e.g. for a failure that must not be replayed).
 pub type RenderResponse<'a> = Box<dyn FnOnce(&[Receipt]) -> Option<StoredResponse> + Send + 'a>;
@@ -101,6 +87,8 @@ pub type RenderResponse<'a> = Box<dyn FnOnce(&[Receipt]) -> Option<StoredRespons
 /// An idempotency record to write in the same transaction as an append. Its response is
 /// rendered once the events have their positions.
 pub struct PendingIdempotency<'a> {
+    /// The principal's scope (`IdempotencyRecord::stream`).
+    pub scope: String,
     /// The scoped key.
     pub key: String,
     /// The request digest.
@@ -190,36 +178,6 @@ pub struct StreamPage {
     pub has_more: bool,
 }
 
-/// A storage failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The stream moved past the expected version, or an idempotency key was taken meanwhile:
-    /// reload and decide again.
-    #[error("concurrent modification of the stream")]
-    Conflict,
-    /// The database is busy (locked): retry shortly.
-    #[error("the database is busy")]
-    Busy,
-    /// The database cannot be reached.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else (opaque; details for the log).
-    #[error("storage failure: {0}")]
-    Backend(Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl StoreError {
-    /// Whether retrying the whole decision may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Conflict | StoreError::Busy)
-    }
-
-    /// Wraps any error as an opaque backend failure.
-    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-        StoreError::Backend(Box::new(e))
-    }
-}
-
 /// The append-only, per-user event store and the projections it keeps with each append.
 #[async_trait]
 pub trait EventStore: Send + Sync {
@@ -258,7 +216,9 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
-    /// The stream holding an entity's events, if any.
+    /// The stream of an entity a client names without its user (see
+    /// `EventKind::directory_entity`: reservations and payments), from a keyed lookup written
+    /// with the event that created it, never a search across streams.
     async fn find_stream(&self, entity: &EntityRef) -> Result<Option<UserId>, StoreError>;
 
     /// Stored summaries, by stream id, after `after` (for verification).
@@ -270,120 +230,4 @@ pub trait EventStore: Send + Sync {
 
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// Idempotency records kept on their own (for outcomes that append nothing).
-#[async_trait]
-pub trait IdempotencyStore: Send + Sync {
-    /// The record under a key.
-    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
-
-    /// Stores a record; `Conflict` if the key is taken.
-    async fn put(&self, record: IdempotencyRecord) -> Result<(), StoreError>;
-
-    /// Deletes records created before `before`; returns how many.
-    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError>;
-}
-
-/// A store is all three.
-pub trait Store: EventStore + IdempotencyStore + KeyStore {}
-
-impl<T: EventStore + IdempotencyStore + KeyStore> Store for T {}
-
-/// The time, from outside (core never reads a clock).
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> Timestamp;
-}
-
-/// Fresh ids.
-pub trait IdGenerator: Send + Sync {
-    /// A new unique id.
-    fn next_id(&self) -> Id;
-}
-
-/// What a principal may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Scope {
-    /// check, can-perform, transactions, analytics.
-    EnergyRead,
-    /// consume, reserve, commit, release, refund.
-    EnergyWrite,
-    /// read events and the narrative.
-    EventsRead,
-    /// post app events.
-    EventsWrite,
-    /// billing routes and purchase.
-    BillingWrite,
-    /// everything, including grants and metrics.
-    Admin,
-}
-
-impl Scope {
-    /// Every scope.
-    pub const ALL: [Scope; 6] = [
-        Scope::EnergyRead,
-        Scope::EnergyWrite,
-        Scope::EventsRead,
-        Scope::EventsWrite,
-        Scope::BillingWrite,
-        Scope::Admin,
-    ];
-
-    /// The wire name (`energy:read`…).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::EnergyRead => "energy:read",
-            Scope::EnergyWrite => "energy:write",
-            Scope::EventsRead => "events:read",
-            Scope::EventsWrite => "events:write",
-            Scope::BillingWrite => "billing:write",
-            Scope::Admin => "admin",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Scope> {
-        Scope::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-}
-
-/// A service key as stored (the secret itself is never stored, only its hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceKey {
-    /// Its id.
-    pub id: Id,
-    /// A label.
-    pub name: String,
-    /// What it may do.
-    pub scopes: Vec<Scope>,
-    /// When created.
-    pub created_at: Timestamp,
-    /// When revoked, if revoked.
-    pub revoked_at: Option<Timestamp>,
-}
-
-impl ServiceKey {
-    /// Whether the key grants `scope` (`admin` grants every scope).
-    pub fn grants(&self, scope: Scope) -> bool {
-        self.scopes
-            .iter()
-            .any(|s| *s == scope || *s == Scope::Admin)
-    }
-}
-
-/// Service keys, found by the hash of their secret.
-#[async_trait]
-pub trait KeyStore: Send + Sync {
-    /// Stores a new key under the hash of its secret.
-    async fn create_key(&self, key: &ServiceKey, secret_hash: &str) -> Result<(), StoreError>;
-
-    /// The active (not revoked) key with this secret hash.
-    async fn find_key(&self, secret_hash: &str) -> Result<Option<ServiceKey>, StoreError>;
-
-    /// Every key, revoked ones included, oldest first.
-    async fn list_keys(&self) -> Result<Vec<ServiceKey>, StoreError>;
-
-    /// Revokes a key; false if no such active key.
-    async fn revoke_key(&self, id: Id, at: Timestamp) -> Result<bool, StoreError>;
 }

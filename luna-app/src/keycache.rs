@@ -1,28 +1,31 @@
 //! A short-lived cache of service-key lookups, so a request costs no extra query per call.
 //!
-//! Only found (active) keys are cached, for `KEY_CACHE_TTL`: a key revoked with `luna keys
-//! revoke` (another process) stops working within that time; an unknown token always reaches
-//! the database.
+//! Only found (active) keys are cached, for [`KEY_CACHE_TTL`]: a key revoked on another
+//! instance stops working there within that time (spec §6 allows it); an unknown token always
+//! reaches the database.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use luna_ports::{ServiceKey, Store, StoreError};
+use luna_ports::{KeyStore, ServiceKey, StoreError};
 
-use crate::limits::{KEY_CACHE_MAX, KEY_CACHE_TTL};
+/// How long a found service key is trusted without asking the database again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most service keys cached at once.
+pub const KEY_CACHE_MAX: usize = 10_000;
 
 /// Service keys by secret hash, with the time they were read.
 #[derive(Default)]
-pub struct KeyCache {
+pub(crate) struct KeyCache {
     entries: Mutex<HashMap<String, (ServiceKey, Instant)>>,
 }
 
 impl KeyCache {
     /// The active key with this secret hash, from the cache or the store.
-    pub async fn find(
+    pub(crate) async fn find(
         &self,
-        store: &dyn Store,
+        store: &dyn KeyStore,
         hash: &str,
     ) -> Result<Option<ServiceKey>, StoreError> {
         if let Some((key, at)) = self.lock().get(hash) {
@@ -46,6 +49,11 @@ impl KeyCache {
             }
         }
         Ok(found)
+    }
+
+    /// Forgets a key (revoked by this instance: effective here at once).
+    pub(crate) fn forget(&self, id: luna_core::Id) {
+        self.lock().retain(|_, (k, _)| k.id != id);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ServiceKey, Instant)>> {

@@ -1,0 +1,179 @@
+//! The hub: Luna's use cases over the ports, grouped by area — `energy` (balances, consumes,
+//! holds, refunds, grants), `events` (app events, the events page, the narrative), `history`
+//! (transactions, analytics), `billing` (credits, clawbacks, subscriptions), `keys` (service
+//! keys) and `accounts` (users, to come). Every write goes through the [`Engine`].
+
+mod accounts;
+mod billing;
+mod energy;
+mod events;
+mod history;
+mod keys;
+
+use std::sync::Arc;
+
+use luna_core::{
+    Catalog, Context, Energy, Id, Money, PackId, PaymentRef, Policy, PricedAction, Timestamp,
+    UserId,
+};
+use luna_ports::{Clock, IdGenerator, KeyStore, SecretSource, Store};
+
+use crate::engine::{Engine, EngineStats, Reply};
+use crate::error::AppError;
+use crate::keycache::KeyCache;
+
+pub use keys::{SERVICE_KEY_PREFIX, hash_secret};
+
+/// The largest page a list returns.
+pub const MAX_PAGE: usize = 200;
+/// The page size when none is asked.
+pub const DEFAULT_PAGE: usize = 50;
+
+/// What the hub runs on: the stores and the machine's clock, ids and randomness.
+#[derive(Clone)]
+pub struct Ports {
+    /// Events, projections and idempotency records.
+    pub store: Arc<dyn Store>,
+    /// Service keys.
+    pub keys: Arc<dyn KeyStore>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Fresh ids.
+    pub ids: Arc<dyn IdGenerator>,
+    /// Random secrets.
+    pub secrets: Arc<dyn SecretSource>,
+}
+
+/// The use cases.
+pub struct Hub {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    keys: Arc<dyn KeyStore>,
+    key_cache: KeyCache,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    secrets: Arc<dyn SecretSource>,
+    catalog: Arc<Catalog>,
+    policy: Policy,
+}
+
+/// A consume to perform.
+#[derive(Debug, Clone)]
+pub struct ConsumeRequest {
+    /// The user.
+    pub user: UserId,
+    /// The action name (checked against the grid).
+    pub action: String,
+    /// Its context.
+    pub context: Option<Context>,
+}
+
+/// A hold to take.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    /// The user.
+    pub user: UserId,
+    /// The action name.
+    pub action: String,
+    /// TTL in seconds (checked by `luna_core::input::hold_ttl`).
+    pub ttl_seconds: Option<u32>,
+    /// Its context.
+    pub context: Option<Context>,
+}
+
+/// A refund to perform.
+#[derive(Debug, Clone)]
+pub struct RefundRequest {
+    /// The user.
+    pub user: UserId,
+    /// The consume to refund.
+    pub transaction_id: Id,
+    /// Energy (default all).
+    pub amount: Option<Energy>,
+    /// Why.
+    pub reason: String,
+    /// Whether the user asks (refund policy applies).
+    pub by_user: bool,
+}
+
+/// A succeeded payment to credit.
+#[derive(Debug, Clone)]
+pub struct CreditRequest {
+    /// The user.
+    pub user: UserId,
+    /// The pack.
+    pub pack: PackId,
+    /// The payment.
+    pub payment: PaymentRef,
+    /// What was paid.
+    pub paid: Money,
+}
+
+impl Hub {
+    /// Builds a hub.
+    pub fn new(ports: Ports, catalog: Arc<Catalog>, policy: Policy) -> Hub {
+        Hub {
+            engine: Engine::new(
+                ports.store.clone(),
+                ports.clock.clone(),
+                ports.ids.clone(),
+                catalog.clone(),
+                policy.clone(),
+            ),
+            store: ports.store,
+            keys: ports.keys,
+            key_cache: KeyCache::default(),
+            clock: ports.clock,
+            ids: ports.ids,
+            secrets: ports.secrets,
+            catalog,
+            policy,
+        }
+    }
+
+    /// The catalogue.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EngineStats {
+        self.engine.stats()
+    }
+
+    /// The command loop (for adapters that keep an answer under an idempotency key).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> Result<(), AppError> {
+        Ok(self.store.ping().await?)
+    }
+
+    fn price(&self, action: &str) -> Result<PricedAction, AppError> {
+        self.catalog
+            .grid
+            .price(action)
+            .map_err(AppError::UnknownAction)
+    }
+}
+
+/// The outcome of a command run without an idempotency key (it cannot be a replay).
+fn unwrap_fresh<T>(r: Reply<T>) -> T {
+    match r {
+        Reply::Fresh(t) => t,
+        // Only commands run without an idempotency key come here, and those never replay.
+        Reply::Replayed(_) => unreachable!("no idempotency key, no replay"),
+    }
+}
