@@ -7,6 +7,8 @@
 //! `stream_id` keeps each transaction on one shard. The `event` table refuses UPDATE, DELETE
 //! and TRUNCATE (triggers).
 
+mod accounts;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +47,12 @@ pub const TABLES: &[(&str, Distribution)] = &[
     ("idempotency", Distribution::Stream("stream_id")),
     ("entity_stream", Distribution::Directory("entity")),
     ("service_key", Distribution::Reference),
+    ("account", Distribution::Stream("stream_id")),
+    ("account_email", Distribution::Directory("email")),
+    ("auth_session", Distribution::Stream("stream_id")),
+    ("refresh_history", Distribution::Stream("stream_id")),
+    ("login_throttle", Distribution::Directory("bucket")),
+    ("setting", Distribution::Reference),
 ];
 
 /// The Citus statements that distribute the schema (run once, after `luna migrate`, on the

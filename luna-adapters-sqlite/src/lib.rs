@@ -6,6 +6,7 @@
 //! transaction; a duplicate `(stream_id, version)` or idempotency key is a `Conflict`, detected
 //! by error code. The `event` table refuses UPDATE and DELETE (triggers).
 
+mod accounts;
 mod cache;
 mod keys;
 

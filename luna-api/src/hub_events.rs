@@ -103,6 +103,28 @@ pub struct SubscriptionChangedData {
     pub provider_created_ms: i64,
 }
 
+/// `LoginSucceeded`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginSucceededData {
+    pub session_id: String,
+    pub address: String,
+}
+
+/// `LoginFailed`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginFailedData {
+    pub address: String,
+}
+
+/// `SessionRefreshReused` and `SessionRevoked`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionData {
+    pub session_id: String,
+    /// For a revocation: `logout`, `logout_all`, `deleted` or `refresh_reused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
 /// The `metadata` of a hub event.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HubEventMetadata {
@@ -128,4 +150,7 @@ pub enum HubEventData {
     EnergyGranted(EnergyGrantedData),
     Revoked(RevokedData),
     SubscriptionChanged(SubscriptionChangedData),
+    LoginSucceeded(LoginSucceededData),
+    LoginFailed(LoginFailedData),
+    Session(SessionData),
 }

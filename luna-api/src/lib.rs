@@ -7,12 +7,14 @@
     reason = "field names are the spec's; the spec documents each field"
 )]
 
+pub mod auth;
 pub mod energy;
 pub mod errors;
 pub mod events;
 pub mod hub_events;
 pub mod ops;
 
+pub use auth::*;
 pub use energy::*;
 pub use errors::*;
 pub use events::*;

@@ -419,7 +419,8 @@ impl Engine {
         let mut new_events = Vec::with_capacity(events.len());
         for event in events {
             wallet.apply(&event);
-            let after = (!matches!(event.kind, EventKind::AppEvent(_))).then(|| EnergyAfter {
+            let energy_event = !matches!(event.kind, EventKind::AppEvent(_) | EventKind::Audit(_));
+            let after = energy_event.then(|| EnergyAfter {
                 balance: wallet.summary.balance.units(),
                 available: wallet.summary.available(now),
             });

@@ -12,6 +12,9 @@ pub enum AppError {
     /// The action is not in the cost grid.
     #[error(transparent)]
     UnknownAction(luna_core::UnknownAction),
+    /// An account or token refusal.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// The idempotency key was used before with another request.
     #[error("this idempotency key was already used with another request")]
     IdempotencyKeyReused,

@@ -6,6 +6,7 @@
 //! a conflict reload and decide again, a bounded number of times. The [`Hub`] holds the use
 //! cases, grouped by area. No HTTP, no SQL.
 
+pub mod auth;
 mod engine;
 mod error;
 mod hub;
@@ -13,11 +14,12 @@ mod keycache;
 mod outcome;
 pub mod verify;
 
+pub use auth::{AuthError, address_key};
 pub use engine::{Decided, Encoder, Engine, EngineStats, Idempotency, MAX_ATTEMPTS, Reply};
 pub use error::AppError;
 pub use hub::{
-    ConsumeRequest, CreditRequest, DEFAULT_PAGE, Hub, MAX_PAGE, Ports, RefundRequest,
-    ReserveRequest, SERVICE_KEY_PREFIX, hash_secret,
+    Client, ConsumeRequest, CreditRequest, DEFAULT_PAGE, Hub, MAX_PAGE, Ports, Profile,
+    RefundRequest, ReserveRequest, SERVICE_KEY_PREFIX, TokenPair, hash_secret,
 };
 pub use keycache::{KEY_CACHE_MAX, KEY_CACHE_TTL};
 pub use outcome::{

@@ -91,7 +91,8 @@ impl Ledger {
             }
             EventKind::EnergyReserved(_)
             | EventKind::SubscriptionChanged(_)
-            | EventKind::AppEvent(_) => {}
+            | EventKind::AppEvent(_)
+            | EventKind::Audit(_) => {}
         }
     }
 }

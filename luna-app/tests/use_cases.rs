@@ -61,13 +61,12 @@ impl TestHub {
 
     fn hub_on<S>(store: Arc<S>, clock: Arc<FixedClock>, instance: u64) -> Hub
     where
-        S: luna_ports::Store + luna_ports::KeyStore + 'static,
+        S: luna_ports::Store + 'static,
     {
-        Hub::new(
-            luna_testkit::ports(store, clock, Arc::new(SequentialIds::new(instance))),
-            Arc::new(Catalog::builtin()),
-            Policy::default(),
-        )
+        let others = Arc::new(MemoryStore::new(clock.clone()));
+        let mut ports = luna_testkit::ports(others, clock, Arc::new(SequentialIds::new(instance)));
+        ports.store = store;
+        Hub::new(ports, Arc::new(Catalog::builtin()), Policy::default())
     }
 
     async fn consume(&self, u: &str, action: &str) -> Result<ConsumeOutcome, AppError> {
@@ -861,6 +860,7 @@ fn check_stream_flags_an_overdraft_a_double_refund_and_a_double_resolution() {
             refunded_tx: luna_core::Id::from_u128(2),
             amount: Energy::new(5),
             reason: "r".into(),
+            by_user: false,
         }),
     };
     let events = vec![

@@ -68,11 +68,20 @@ enum Command {
     },
 }
 
-fn hub<S: Store + luna_ports::KeyStore + 'static>(store: Arc<S>) -> Arc<Hub> {
+fn hub<S>(store: Arc<S>) -> Arc<Hub>
+where
+    S: Store
+        + luna_ports::KeyStore
+        + luna_ports::AccountStore
+        + luna_ports::ThrottleStore
+        + 'static,
+{
     Arc::new(Hub::new(
         luna_app::Ports {
             store: store.clone(),
-            keys: store,
+            keys: store.clone(),
+            accounts: store.clone(),
+            throttle: store,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidIds),
             secrets: Arc::new(luna_server::runtime::OsSecrets),

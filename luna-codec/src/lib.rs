@@ -9,10 +9,11 @@
 use std::sync::Arc;
 
 use luna_core::{
-    AccountOpened, ActionName, AppEvent, AppSource, BonusGranted, Cents, Context, Currency, Energy,
-    EnergyConsumed, EnergyGranted, EnergyRefunded, EnergyReserved, EventKind, EventType, Id, Money,
-    PackId, PackPurchased, PaymentRef, RawJson, ReservationReleased, RevocationCause, Revoked,
-    SubscriptionChanged, SubscriptionRef, SubscriptionStatus, Timestamp,
+    AccountOpened, ActionName, AppEvent, AppSource, AuditEvent, BonusGranted, Cents, Context,
+    Currency, Energy, EnergyConsumed, EnergyGranted, EnergyRefunded, EnergyReserved, EventKind,
+    EventType, Id, Money, PackId, PackPurchased, PaymentRef, RawJson, ReservationReleased,
+    RevocationCause, RevocationOfSession, Revoked, SubscriptionChanged, SubscriptionRef,
+    SubscriptionStatus, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -125,6 +126,19 @@ struct RefundedV1 {
     refunded_transaction_id: String,
     amount: u32,
     reason: String,
+    /// Added with the user refund quota (absent: a service's refund).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    by_user: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditV1 {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cause: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -222,6 +236,7 @@ pub fn encode(kind: &EventKind) -> Encoded {
             refunded_transaction_id: e.refunded_tx.to_string(),
             amount: e.amount.units(),
             reason: e.reason.clone(),
+            by_user: e.by_user,
         }),
         EventKind::PackPurchased(e) => to_json(&PurchasedV1 {
             transaction_id: e.tx.to_string(),
@@ -256,6 +271,7 @@ pub fn encode(kind: &EventKind) -> Encoded {
             unlimited_plan: e.unlimited_plan,
             provider_created_ms: e.provider_created.millis(),
         }),
+        EventKind::Audit(a) => to_json(&audit_dto(a)),
         EventKind::AppEvent(e) => to_json(&AppV1 {
             app_source: e.app_source.to_string(),
             event_data: raw(&e.data),
@@ -347,6 +363,62 @@ pub fn app_event(
         metadata: metadata.map(RawJson::new),
         action,
         context,
+    })
+}
+
+fn audit_dto(a: &AuditEvent) -> AuditV1 {
+    let (session, address, cause) = match a {
+        AuditEvent::LoginSucceeded { session, address } => (Some(*session), Some(address), None),
+        AuditEvent::LoginFailed { address } => (None, Some(address), None),
+        AuditEvent::SessionRefreshReused { session } => (Some(*session), None, None),
+        AuditEvent::SessionRevoked { session, cause } => {
+            (Some(*session), None, Some(session_cause_code(*cause)))
+        }
+    };
+    AuditV1 {
+        session_id: session.map(|s| s.to_string()),
+        address: address.cloned(),
+        cause: cause.map(str::to_owned),
+    }
+}
+
+fn session_cause_code(c: RevocationOfSession) -> &'static str {
+    match c {
+        RevocationOfSession::Logout => "logout",
+        RevocationOfSession::LogoutAll => "logout_all",
+        RevocationOfSession::Deleted => "deleted",
+        RevocationOfSession::RefreshReused => "refresh_reused",
+    }
+}
+
+fn audit(event_type: &str, d: &AuditV1) -> Result<AuditEvent, CodecError> {
+    let missing = |f: &str| CodecError::Invalid(format!("{event_type} without {f}"));
+    let session = || -> Result<Id, CodecError> {
+        id(d.session_id
+            .as_deref()
+            .ok_or_else(|| missing("session_id"))?)
+    };
+    Ok(match event_type {
+        "LoginSucceeded" => AuditEvent::LoginSucceeded {
+            session: session()?,
+            address: d.address.clone().ok_or_else(|| missing("address"))?,
+        },
+        "LoginFailed" => AuditEvent::LoginFailed {
+            address: d.address.clone().ok_or_else(|| missing("address"))?,
+        },
+        "SessionRefreshReused" => AuditEvent::SessionRefreshReused {
+            session: session()?,
+        },
+        _ => AuditEvent::SessionRevoked {
+            session: session()?,
+            cause: match d.cause.as_deref() {
+                Some("logout") => RevocationOfSession::Logout,
+                Some("logout_all") => RevocationOfSession::LogoutAll,
+                Some("deleted") => RevocationOfSession::Deleted,
+                Some("refresh_reused") => RevocationOfSession::RefreshReused,
+                _ => return Err(missing("a known cause")),
+            },
+        },
     })
 }
 
@@ -462,6 +534,7 @@ pub fn decode(
                 refunded_tx: id(&d.refunded_transaction_id)?,
                 amount: Energy::new(d.amount),
                 reason: d.reason,
+                by_user: d.by_user,
             })
         }
         "PackPurchased" => {
@@ -518,6 +591,9 @@ pub fn decode(
                 unlimited_plan: d.unlimited_plan,
                 provider_created: Timestamp::from_millis(d.provider_created_ms),
             })
+        }
+        "LoginSucceeded" | "LoginFailed" | "SessionRefreshReused" | "SessionRevoked" => {
+            EventKind::Audit(audit(event_type, &parse(event_type, payload)?)?)
         }
         other => {
             let d: AppV1 = parse("app event", payload)?;

@@ -36,6 +36,9 @@ struct SummaryV1 {
     total_refunded: u64,
     last_recharge_ms: Option<i64>,
     subscriptions: Vec<SubscriptionV1>,
+    /// Times of the user's own refunds (added with the refund quota; absent before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    user_refunds_ms: Vec<i64>,
 }
 
 /// Encodes a summary for the projection row.
@@ -71,6 +74,7 @@ pub fn encode_summary(s: &Summary) -> String {
                 applied_at_ms: x.applied_at.millis(),
             })
             .collect(),
+        user_refunds_ms: s.user_refunds.iter().map(|t| t.millis()).collect(),
     };
     serde_json::to_string(&dto).unwrap_or_else(|_| "null".to_owned())
 }
@@ -95,6 +99,11 @@ pub fn decode_summary(text: &str) -> Result<Summary, CodecError> {
         total_purchased: d.total_purchased,
         total_refunded: d.total_refunded,
         last_recharge: d.last_recharge_ms.map(Timestamp::from_millis),
+        user_refunds: d
+            .user_refunds_ms
+            .into_iter()
+            .map(Timestamp::from_millis)
+            .collect(),
         ..Summary::default()
     };
     for h in d.holds {

@@ -4,12 +4,15 @@
 use crate::catalog::{Catalog, PackKind, PricedAction};
 pub use crate::error::{DomainError, Shortfall};
 use crate::event::{
-    AccountOpened, AppEvent, BonusGranted, EnergyConsumed, EnergyGranted, EnergyRefunded,
-    EnergyReserved, Event, EventKind, PackPurchased, ReservationReleased, RevocationCause, Revoked,
-    SubscriptionChanged, is_reserved_event_type,
+    AccountOpened, AppEvent, AuditEvent, BonusGranted, EnergyConsumed, EnergyGranted,
+    EnergyRefunded, EnergyReserved, Event, EventKind, PackPurchased, ReservationReleased,
+    RevocationCause, Revoked, SubscriptionChanged, is_reserved_event_type,
 };
 use crate::json::Context;
-use crate::policy::{DEFAULT_HOLD_TTL_SECONDS, MAX_GRANT, MAX_HOLD_TTL_SECONDS, Policy};
+use crate::policy::{
+    DEFAULT_HOLD_TTL_SECONDS, MAX_GRANT, MAX_HOLD_TTL_SECONDS, Policy, USER_REFUND_QUOTA,
+    USER_REFUND_QUOTA_DAYS,
+};
 use crate::units::{Cents, Energy, Money, PackId, PaymentRef, Span, Timestamp, TransactionId};
 use crate::wallet::{HoldState, Wallet};
 
@@ -125,12 +128,14 @@ pub enum Command {
     ChangeSubscription(SubscriptionChanged),
     /// Record an app event.
     RecordAppEvent(AppEvent),
+    /// Record a fact of the account's audit trail.
+    RecordAudit(AuditEvent),
 }
 
 impl Command {
     /// Whether the command opens an unknown account first (every energy command and credit).
     pub fn opens_account(&self) -> bool {
-        !matches!(self, Command::RecordAppEvent(_))
+        !matches!(self, Command::RecordAppEvent(_) | Command::RecordAudit(_))
     }
 }
 
@@ -250,6 +255,7 @@ fn decide_open(
         } => clawback(w, *tx, *bonus_tx, payment, *cause)?,
         Command::ChangeSubscription(change) => change_subscription(w, change).into_iter().collect(),
         Command::RecordAppEvent(app) => vec![record_app_event(app)?],
+        Command::RecordAudit(audit) => vec![EventKind::Audit(audit.clone())],
     };
     for kind in kinds {
         push(out, env, kind);
@@ -430,6 +436,9 @@ fn refund(
     if by_user && !env.policy.user_may_refund(&consume.consumed.action) {
         return Err(DomainError::RefundNotEligible);
     }
+    if by_user && quota_used_up(&w.summary.user_refunds, env.now) {
+        return Err(DomainError::RefundQuotaExceeded);
+    }
     w.summary
         .balance
         .credit(amount)
@@ -439,7 +448,14 @@ fn refund(
         refunded_tx: of,
         amount,
         reason: reason.to_owned(),
+        by_user,
     }))
+}
+
+/// Whether `USER_REFUND_QUOTA` self-refunds happened in the rolling window ending at `now`.
+fn quota_used_up(user_refunds: &[Timestamp], now: Timestamp) -> bool {
+    let window_start = now.minus(Span::days(USER_REFUND_QUOTA_DAYS));
+    user_refunds.iter().filter(|t| **t > window_start).count() >= USER_REFUND_QUOTA
 }
 
 fn credit_purchase(

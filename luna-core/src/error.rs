@@ -3,7 +3,10 @@
 
 use std::fmt;
 
-use crate::policy::{JsonPart, MAX_GRANT, MAX_HOLD_TTL_SECONDS, MAX_REASON_CHARS};
+use crate::policy::{
+    JsonPart, MAX_GRANT, MAX_HOLD_TTL_SECONDS, MAX_PASSWORD_CHARS, MAX_REASON_CHARS,
+    MIN_PASSWORD_CHARS, USER_REFUND_QUOTA, USER_REFUND_QUOTA_DAYS,
+};
 use crate::units::{Energy, PackId};
 
 /// Why energy is short: what a 402 reports.
@@ -46,6 +49,8 @@ pub enum DomainError {
     RefundWindowExpired,
     /// Users may not refund this action themselves.
     RefundNotEligible,
+    /// The user refunded as many of their own consumes as the rolling window allows.
+    RefundQuotaExceeded,
     /// The refund amount is below 1 or above the consume's cost.
     RefundAmountOutOfRange {
         /// The largest refundable amount, when the consume is known.
@@ -55,6 +60,8 @@ pub enum DomainError {
     InvalidGrantAmount,
     /// A reason longer than `MAX_REASON_CHARS`.
     ReasonTooLong,
+    /// A password outside `MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS`.
+    PasswordLength,
     /// A client JSON object larger than its limit.
     TooLarge(JsonPart),
     /// The pack is not in the catalogue.
@@ -90,9 +97,11 @@ impl DomainError {
             DomainError::NothingToRefund => "nothing_to_refund",
             DomainError::RefundWindowExpired => "refund_window_expired",
             DomainError::RefundNotEligible => "refund_not_eligible",
+            DomainError::RefundQuotaExceeded => "refund_quota_exceeded",
             DomainError::RefundAmountOutOfRange { .. } => "refund_amount_out_of_range",
             DomainError::InvalidGrantAmount => "invalid_amount",
             DomainError::ReasonTooLong => "reason_too_long",
+            DomainError::PasswordLength => "password_length",
             DomainError::TooLarge(_) => "too_large",
             DomainError::UnknownPack => "unknown_pack",
             DomainError::NotAOneOffPack => "not_a_one_off_pack",
@@ -128,6 +137,10 @@ impl fmt::Display for DomainError {
             DomainError::RefundNotEligible => {
                 f.write_str("This action is not eligible for a refund")
             }
+            DomainError::RefundQuotaExceeded => write!(
+                f,
+                "At most {USER_REFUND_QUOTA} of your own actions can be refunded per {USER_REFUND_QUOTA_DAYS} days"
+            ),
             DomainError::RefundAmountOutOfRange { max: Some(max) } => {
                 write!(f, "must be between 1 and {max}")
             }
@@ -138,6 +151,10 @@ impl fmt::Display for DomainError {
             DomainError::ReasonTooLong => {
                 write!(f, "must be at most {MAX_REASON_CHARS} characters")
             }
+            DomainError::PasswordLength => write!(
+                f,
+                "must be between {MIN_PASSWORD_CHARS} and {MAX_PASSWORD_CHARS} characters"
+            ),
             DomainError::TooLarge(part) => {
                 write!(f, "must be at most {} KiB", part.max_bytes() / 1024)
             }

@@ -45,6 +45,62 @@ pub enum EventKind {
     SubscriptionChanged(SubscriptionChanged),
     /// An event posted by a satellite app (no effect on energy).
     AppEvent(AppEvent),
+    /// Something happened to the user's account (no effect on energy): the audit trail.
+    Audit(AuditEvent),
+}
+
+/// A fact of the account's audit trail. Never carries a password, a token or a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditEvent {
+    /// A login succeeded and opened a session.
+    LoginSucceeded {
+        /// The new session.
+        session: Id,
+        /// The client address, as the hub saw it.
+        address: String,
+    },
+    /// A login with a wrong password.
+    LoginFailed {
+        /// The client address, as the hub saw it.
+        address: String,
+    },
+    /// A refresh token that was already rotated came back: the session is revoked.
+    SessionRefreshReused {
+        /// The session.
+        session: Id,
+    },
+    /// A session was revoked.
+    SessionRevoked {
+        /// The session.
+        session: Id,
+        /// How.
+        cause: RevocationOfSession,
+    },
+}
+
+/// How a session was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationOfSession {
+    /// The user logged out of it.
+    Logout,
+    /// The user logged out of every session.
+    LogoutAll,
+    /// The user deleted it from the sessions list.
+    Deleted,
+    /// Its refresh token was reused.
+    RefreshReused,
+}
+
+impl AuditEvent {
+    /// The event type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            AuditEvent::LoginSucceeded { .. } => "LoginSucceeded",
+            AuditEvent::LoginFailed { .. } => "LoginFailed",
+            AuditEvent::SessionRefreshReused { .. } => "SessionRefreshReused",
+            AuditEvent::SessionRevoked { .. } => "SessionRevoked",
+        }
+    }
 }
 
 /// The account's first event.
@@ -118,6 +174,8 @@ pub struct EnergyRefunded {
     pub amount: Energy,
     /// Why.
     pub reason: String,
+    /// Whether the user refunded their own consume (counts against the refund quota).
+    pub by_user: bool,
 }
 
 /// A paid one-off pack.
@@ -266,7 +324,7 @@ pub const RESERVED_EVENT_PREFIXES: [&str; 13] = [
 ];
 
 /// The type names of the hub's own events (every one starts with a reserved prefix).
-pub const HUB_EVENT_TYPES: [&str; 11] = [
+pub const HUB_EVENT_TYPES: [&str; 15] = [
     "AccountOpened",
     "EnergyConsumed",
     "EnergyReserved",
@@ -278,6 +336,10 @@ pub const HUB_EVENT_TYPES: [&str; 11] = [
     "PackRevoked",
     "BonusRevoked",
     "SubscriptionChanged",
+    "LoginSucceeded",
+    "LoginFailed",
+    "SessionRefreshReused",
+    "SessionRevoked",
 ];
 
 /// Whether an event type is reserved for the hub.
@@ -324,6 +386,7 @@ impl EventKind {
             EventKind::BonusRevoked(_) => "BonusRevoked",
             EventKind::SubscriptionChanged(_) => "SubscriptionChanged",
             EventKind::AppEvent(e) => e.event_type.as_str(),
+            EventKind::Audit(a) => a.type_name(),
         }
     }
 
@@ -342,7 +405,8 @@ impl EventKind {
             EventKind::AccountOpened(_)
             | EventKind::EnergyGranted(_)
             | EventKind::SubscriptionChanged(_)
-            | EventKind::AppEvent(_) => None,
+            | EventKind::AppEvent(_)
+            | EventKind::Audit(_) => None,
         }
     }
 
@@ -370,7 +434,8 @@ impl EventKind {
             EventKind::EnergyReserved(_)
             | EventKind::ReservationReleased(_)
             | EventKind::SubscriptionChanged(_)
-            | EventKind::AppEvent(_) => None,
+            | EventKind::AppEvent(_)
+            | EventKind::Audit(_) => None,
         }
     }
 }

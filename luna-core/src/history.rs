@@ -147,7 +147,8 @@ fn row_of(e: &Event) -> Option<(Id, TxKind, Energy, TxReason)> {
         EventKind::EnergyReserved(_)
         | EventKind::ReservationReleased(_)
         | EventKind::SubscriptionChanged(_)
-        | EventKind::AppEvent(_) => return None,
+        | EventKind::AppEvent(_)
+        | EventKind::Audit(_) => return None,
     })
 }
 

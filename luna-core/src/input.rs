@@ -4,7 +4,9 @@
 
 use crate::error::DomainError;
 use crate::policy::{DEFAULT_HOLD_TTL_SECONDS, MAX_HOLD_TTL_SECONDS};
-pub use crate::policy::{JsonPart, MAX_GRANT, MAX_REASON_CHARS};
+pub use crate::policy::{
+    JsonPart, MAX_GRANT, MAX_PASSWORD_CHARS, MAX_REASON_CHARS, MIN_PASSWORD_CHARS,
+};
 use crate::units::Energy;
 
 /// Refuses a serialised client JSON object over its part's limit.
@@ -48,6 +50,15 @@ pub fn grant_amount(requested: i64) -> Result<Energy, DomainError> {
         .filter(|a| (1..=MAX_GRANT).contains(a))
         .map(Energy::new)
         .ok_or(DomainError::InvalidGrantAmount)
+}
+
+/// A password of 8 to 128 characters (checked before it is hashed).
+pub fn password(text: &str) -> Result<&str, DomainError> {
+    if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&text.chars().count()) {
+        Ok(text)
+    } else {
+        Err(DomainError::PasswordLength)
+    }
 }
 
 /// A free-text reason of at most `MAX_REASON_CHARS` characters.

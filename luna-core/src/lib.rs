@@ -38,17 +38,18 @@ pub use decide::{
     ClawbackCause, Command, DomainError, Env, Shortfall, decide, ensure_not_unlimited,
 };
 pub use event::{
-    AccountOpened, AppEvent, BonusGranted, EnergyConsumed, EnergyGranted, EnergyRefunded,
-    EnergyReserved, EntityRef, Event, EventKind, HUB_EVENT_TYPES, PackPurchased,
-    ReservationReleased, RevocationCause, Revoked, SubscriptionChanged, SubscriptionStatus,
-    is_reserved_event_type,
+    AccountOpened, AppEvent, AuditEvent, BonusGranted, EnergyConsumed, EnergyGranted,
+    EnergyRefunded, EnergyReserved, EntityRef, Event, EventKind, HUB_EVENT_TYPES, PackPurchased,
+    ReservationReleased, RevocationCause, RevocationOfSession, Revoked, SubscriptionChanged,
+    SubscriptionStatus, is_reserved_event_type,
 };
 pub use input::JsonPart;
 pub use json::{Context, RawJson};
 pub use policy::Policy;
 pub use units::{
-    ActionName, AppSource, Balance, Cents, Currency, Date, Energy, EventType, Id, InvalidValue,
-    Money, PackId, PaymentRef, Span, SubscriptionRef, Timestamp, TransactionId, UserId,
+    ActionName, AppSource, Balance, Cents, Currency, Date, Email, Energy, EventType, Id,
+    InvalidValue, Money, PackId, PaymentRef, Span, SubscriptionRef, Timestamp, TransactionId,
+    UserId,
 };
 pub use view::{CanPerformView, CheckView, SubscriptionType};
 pub use wallet::{Summary, Wallet, evolve};

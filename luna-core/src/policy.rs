@@ -41,6 +41,16 @@ impl JsonPart {
     }
 }
 
+/// The shortest password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The longest password, in characters (Argon2 hashes any length; this bounds the work).
+pub const MAX_PASSWORD_CHARS: usize = 128;
+
+/// How many of their own consumes a user may refund per rolling window.
+pub const USER_REFUND_QUOTA: usize = 3;
+/// The rolling window of the user refund quota, in days.
+pub const USER_REFUND_QUOTA_DAYS: i64 = 30;
+
 /// The rules an operator may tune.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {

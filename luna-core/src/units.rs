@@ -448,6 +448,45 @@ string_newtype!(
         && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 );
 
+/// An email address as the hub keeps and compares it: trimmed and lowercased (Unicode
+/// lowercase computed here, so every store agrees), one `@` between a non-empty local part and
+/// domain, at most 254 characters, no whitespace or control characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Email(std::sync::Arc<str>);
+
+impl Email {
+    /// Normalises and validates an address.
+    pub fn parse(raw: &str) -> Result<Email, InvalidValue> {
+        let normal = raw.trim().to_lowercase();
+        let invalid = InvalidValue::new("email", "must be an email address");
+        if normal.is_empty() || normal.chars().count() > 254 {
+            return Err(invalid);
+        }
+        if normal.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid);
+        }
+        match normal.split_once('@') {
+            Some((local, domain))
+                if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+            {
+                Ok(Email(normal.into()))
+            }
+            _ => Err(invalid),
+        }
+    }
+
+    /// The normalised address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,6 +532,34 @@ mod tests {
         assert!(EventType::parse("1letter").is_err());
         assert!(AppSource::parse("letters").is_ok());
         assert!(AppSource::parse("Letters").is_err());
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased_in_unicode() {
+        assert_eq!(
+            Email::parse("  Marie@Example.COM ").unwrap().as_str(),
+            "marie@example.com"
+        );
+        assert_eq!(
+            Email::parse("ÉLODIE@Exemple.fr").unwrap().as_str(),
+            "élodie@exemple.fr"
+        );
+        assert_eq!(
+            Email::parse("STRASSE@x.de").unwrap(),
+            Email::parse("strasse@X.DE").unwrap()
+        );
+        for bad in [
+            "",
+            "nobody",
+            "@x.fr",
+            "a@",
+            "a@b@c",
+            "a b@c.fr",
+            "a\u{0}@c.fr",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Email::parse(&format!("{}@x.fr", "a".repeat(250))).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use crate::event::{
     EnergyConsumed, EnergyReserved, Event, EventKind, SubscriptionChanged, SubscriptionStatus,
 };
+use crate::policy::USER_REFUND_QUOTA;
 use crate::units::{Balance, Energy, Id, Money, PackId, PaymentRef, SubscriptionRef, Timestamp};
 
 /// A hold still counted against available energy (until `expires_at`).
@@ -72,6 +73,9 @@ pub struct Summary {
     pub last_recharge: Option<Timestamp>,
     /// Subscriptions by id.
     pub subscriptions: BTreeMap<SubscriptionRef, SubscriptionState>,
+    /// When the user refunded their own consumes, newest last (at most the quota's size: only
+    /// the oldest of those decides whether the quota is used up).
+    pub user_refunds: Vec<Timestamp>,
 }
 
 impl Summary {
@@ -159,6 +163,11 @@ impl Summary {
             EventKind::EnergyRefunded(e) => {
                 self.balance = credit(self.balance, e.amount);
                 self.total_refunded = add_total(self.total_refunded, e.amount);
+                if e.by_user {
+                    self.user_refunds.push(at);
+                    let excess = self.user_refunds.len().saturating_sub(USER_REFUND_QUOTA);
+                    self.user_refunds.drain(..excess);
+                }
             }
             EventKind::PackPurchased(e) => {
                 self.balance = credit(self.balance, e.energy);
@@ -178,7 +187,7 @@ impl Summary {
                 self.balance = debit(self.balance, e.energy);
             }
             EventKind::SubscriptionChanged(e) => self.apply_subscription(e, at),
-            EventKind::AppEvent(_) => {}
+            EventKind::AppEvent(_) | EventKind::Audit(_) => {}
         }
     }
 
@@ -362,7 +371,8 @@ impl Wallet {
             EventKind::AccountOpened(_)
             | EventKind::EnergyGranted(_)
             | EventKind::SubscriptionChanged(_)
-            | EventKind::AppEvent(_) => {}
+            | EventKind::AppEvent(_)
+            | EventKind::Audit(_) => {}
         }
     }
 

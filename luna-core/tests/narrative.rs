@@ -137,6 +137,7 @@ fn energy_totals_deduct_refunds_and_average_over_paid_actions() {
             refunded_tx: Id::from_u128(2),
             amount: Energy::new(10),
             reason: "r".into(),
+            by_user: false,
         }),
     };
     let events = [

@@ -775,11 +775,16 @@ fn refund_cmd(of: u128, amount: Option<u32>, by_user: bool) -> Command {
 }
 
 fn refunded(of: u128, amount: u32) -> EventKind {
+    refunded_by(of, amount, false)
+}
+
+fn refunded_by(of: u128, amount: u32, by_user: bool) -> EventKind {
     EventKind::EnergyRefunded(EnergyRefunded {
         tx: id(100),
         refunded_tx: id(of),
         amount: Energy::new(amount),
         reason: "ai failed".into(),
+        by_user,
     })
 }
 
@@ -901,6 +906,64 @@ fn a_user_may_not_refund_an_ineligible_action_but_a_service_may() {
         refund_cmd(5, None, false),
         2,
         Ok(vec![refunded(5, 5)]),
+    );
+}
+
+/// Three self-refunds at `days` days after the start, then a fourth consume to refund.
+fn after_three_self_refunds(days: [i64; 3]) -> Vec<Event> {
+    let mut given = vec![opened(0)];
+    for (i, d) in days.iter().enumerate() {
+        let tx = 10 + i as u128;
+        given.push(consumed(d * 86_400, tx, "lettre_motivation", 15));
+        given.push(ev(d * 86_400 + 1, refunded_by(tx, 15, true)));
+    }
+    given.push(consumed(40 * 86_400, 20, "lettre_motivation", 15));
+    given
+}
+
+#[test]
+fn a_user_may_refund_at_most_three_of_their_own_consumes_per_rolling_30_days() {
+    let given = after_three_self_refunds([35, 36, 37]);
+    check(
+        &given,
+        refund_cmd(20, None, true),
+        40 * 86_400 + 5,
+        Err(DomainError::RefundQuotaExceeded),
+    );
+    // a service is not limited
+    check(
+        &given,
+        refund_cmd(20, None, false),
+        40 * 86_400 + 5,
+        Ok(vec![refunded(20, 15)]),
+    );
+}
+
+#[test]
+fn the_refund_quota_frees_up_as_refunds_leave_the_window() {
+    // the oldest self-refund is 31 days old by then: only two count
+    let given = after_three_self_refunds([9, 36, 37]);
+    check(
+        &given,
+        refund_cmd(20, None, true),
+        40 * 86_400 + 5,
+        Ok(vec![refunded_by(20, 15, true)]),
+    );
+}
+
+#[test]
+fn service_refunds_do_not_count_against_the_users_quota() {
+    let mut given = vec![opened(0)];
+    for i in 0..3u128 {
+        given.push(consumed(86_400, 10 + i, "lettre_motivation", 15));
+        given.push(ev(86_400 + 1, refunded_by(10 + i, 15, false)));
+    }
+    given.push(consumed(86_400 * 2, 20, "lettre_motivation", 15));
+    check(
+        &given,
+        refund_cmd(20, None, true),
+        86_400 * 2 + 5,
+        Ok(vec![refunded_by(20, 15, true)]),
     );
 }
 

@@ -6,7 +6,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use luna_app::AppError;
+use luna_app::{AppError, AuthError};
 use luna_core::{DomainError, JsonPart};
 use serde_json::{Value, json};
 
@@ -19,6 +19,8 @@ pub struct ApiError {
     pub detail: Value,
     /// What went wrong inside, for the log only (never sent).
     pub cause: Option<String>,
+    /// Seconds for `Retry-After` (429 and 503; a 503 without it says 1).
+    pub retry_after: Option<i64>,
 }
 
 /// The cause of a 5xx, attached to its response for the access log.
@@ -32,6 +34,7 @@ impl ApiError {
             status,
             detail: Value::String(message.to_owned()),
             cause: None,
+            retry_after: None,
         }
     }
 
@@ -41,6 +44,7 @@ impl ApiError {
             status,
             detail: json!({ "error": code, "message": message }),
             cause: None,
+            retry_after: None,
         }
     }
 
@@ -50,6 +54,7 @@ impl ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             detail: json!([{ "loc": loc, "msg": msg, "type": kind }]),
             cause: None,
+            retry_after: None,
         }
     }
 
@@ -71,6 +76,13 @@ impl ApiError {
     /// 400 `{"detail":"Invalid user ID format"}`.
     pub fn invalid_user_id() -> ApiError {
         ApiError::message(StatusCode::BAD_REQUEST, "Invalid user ID format")
+    }
+
+    /// Sets `Retry-After`.
+    #[must_use]
+    pub fn retry_after(mut self, seconds: i64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Adds the inside cause (logged, never sent).
@@ -107,6 +119,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = ApiError::json_response(self.status, self.body());
+        if let Some(seconds) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if let Some(cause) = self.cause {
             r.extensions_mut().insert(ErrorCause(cause));
         }
@@ -148,6 +165,7 @@ fn domain(e: &DomainError) -> ApiError {
                 "deficit": s.deficit,
             }),
             cause: None,
+            retry_after: None,
         },
         D::ReservationNotFound | D::TransactionNotFound | D::PurchaseNotFound => {
             ApiError::rule(StatusCode::NOT_FOUND, e.code(), &msg)
@@ -159,10 +177,14 @@ fn domain(e: &DomainError) -> ApiError {
         | D::NothingToRefund
         | D::RefundWindowExpired
         | D::RefundNotEligible
+        | D::RefundQuotaExceeded
         | D::AlreadyUnlimited => ApiError::rule(StatusCode::CONFLICT, e.code(), &msg),
         D::TtlOutOfRange => out_of_range("ttl_seconds", e),
         D::RefundAmountOutOfRange { .. } | D::InvalidGrantAmount => out_of_range("amount", e),
         D::ReasonTooLong => ApiError::validation(&["body", "reason"], &msg, "value_error.too_long"),
+        D::PasswordLength => {
+            ApiError::validation(&["body", "password"], &msg, "value_error.any_str.length")
+        }
         D::TooLarge(part) => {
             ApiError::validation(&["body", part_field(*part)], &msg, "value_error.too_large")
         }
@@ -175,6 +197,25 @@ fn domain(e: &DomainError) -> ApiError {
     }
 }
 
+fn auth(e: &AuthError) -> ApiError {
+    match e {
+        AuthError::InvalidCredentials => ApiError::unauthorized("Invalid email or password"),
+        AuthError::InvalidToken => ApiError::unauthorized("Invalid token"),
+        AuthError::EmailTaken => {
+            ApiError::message(StatusCode::CONFLICT, "Email already registered")
+        }
+        AuthError::TooManyAttempts { retry_after } => ApiError::rule(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            &format!("Too many attempts, retry in {retry_after} seconds"),
+        )
+        .retry_after(*retry_after),
+        AuthError::Busy => {
+            ApiError::message(StatusCode::SERVICE_UNAVAILABLE, "Service busy, retry").retry_after(2)
+        }
+    }
+}
+
 impl From<&AppError> for ApiError {
     fn from(e: &AppError) -> ApiError {
         match e {
@@ -182,6 +223,7 @@ impl From<&AppError> for ApiError {
             AppError::UnknownAction(a) => {
                 ApiError::message(StatusCode::BAD_REQUEST, &a.to_string())
             }
+            AppError::Auth(a) => auth(a),
             AppError::IdempotencyKeyReused => ApiError::rule(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

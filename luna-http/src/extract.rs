@@ -129,6 +129,30 @@ impl JsonBody {
 pub enum Principal {
     /// A satellite service, by its key.
     Service(ServiceKey),
+    /// A user, by an access token of a live session.
+    User {
+        /// The user.
+        user: UserId,
+        /// The session the token belongs to.
+        session: luna_core::Id,
+    },
+}
+
+/// The bearer token of a request, or 401.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Not authenticated"))
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -138,53 +162,48 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
+        let token = bearer(&parts.headers)?;
         if token.starts_with(SERVICE_KEY_PREFIX) {
             let key = state.hub.authenticate_key(token).await?;
             return key
                 .map(Principal::Service)
                 .ok_or_else(|| ApiError::unauthorized("Invalid or revoked key"));
         }
-        Err(ApiError::unauthorized("Invalid token"))
+        let (user, session) = state.hub.authenticate_user(token).await?;
+        Ok(Principal::User { user, session })
     }
 }
 
 impl Principal {
-    /// Refuses with 403 unless the principal holds `scope`.
+    /// Refuses with 403 unless the principal holds `scope` (a user holds every scope but
+    /// `admin`, for their own data).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         match self {
             Principal::Service(k) if k.grants(scope) => Ok(()),
-            Principal::Service(_) => Err(ApiError::forbidden()),
+            Principal::User { .. } if scope != Scope::Admin => Ok(()),
+            Principal::Service(_) | Principal::User { .. } => Err(ApiError::forbidden()),
         }
     }
 
-    /// A stable id for idempotency scoping and logs.
+    /// A stable id for event metadata and logs.
     pub fn id(&self) -> String {
         match self {
             Principal::Service(k) => format!("service:{}", k.id),
+            Principal::User { user, .. } => format!("user:{user}"),
         }
     }
 
-    /// The principal's own idempotency scope: its user's stream for a user, its id for a
-    /// service (where answers given before a request's user was known are kept).
+    /// The principal's idempotency scope (ADR 0005): a user's own stream, a service's id (a
+    /// key is scoped by principal and route, across the users a service acts for).
     pub fn scope(&self) -> String {
-        self.id()
+        match self {
+            Principal::Service(_) => self.id(),
+            Principal::User { user, .. } => user.to_string(),
+        }
     }
 
-    /// The user a request acts for, from an optional `user_id` in the body.
+    /// The user a request acts for, from an optional `user_id` in the body: a service must
+    /// name one; a user may omit it (self) and may name only themself (another → 403).
     pub fn user_for(&self, user_id: Option<&str>) -> Result<UserId, ApiError> {
         let user = self.resolve_user(user_id)?;
         crate::log_user(&user);
@@ -201,6 +220,15 @@ impl Principal {
             (Principal::Service(_), Some(u)) => {
                 UserId::parse(u).map_err(|_| ApiError::invalid_user_id())
             }
+            (Principal::User { user, .. }, None) => Ok(user.clone()),
+            (Principal::User { user, .. }, Some(u)) => {
+                let named = UserId::parse(u).map_err(|_| ApiError::invalid_user_id())?;
+                if &named == user {
+                    Ok(named)
+                } else {
+                    Err(ApiError::forbidden())
+                }
+            }
         }
     }
 
@@ -210,14 +238,17 @@ impl Principal {
         self.user_for(Some(user_id))
     }
 
-    /// Whether the principal is a user (refund policy applies) rather than a service.
+    /// Whether the principal is a user (refund policy and quota apply) rather than a service.
     pub fn is_user(&self) -> bool {
-        false
+        matches!(self, Principal::User { .. })
     }
 
     /// The owner constraint on reservations: a user may touch only their own.
     pub fn owner(&self) -> Option<UserId> {
-        None
+        match self {
+            Principal::Service(_) => None,
+            Principal::User { user, .. } => Some(user.clone()),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub mod canonical;
+pub mod client;
 pub mod command;
 pub mod error;
 pub mod extract;
@@ -42,6 +43,8 @@ pub struct HttpConfig {
     /// Whether the server listens on a loopback address (`/metrics` is then public to loopback
     /// peers).
     pub loopback_bind: bool,
+    /// Proxies whose `X-Forwarded-For` is believed for the client address.
+    pub trusted_proxies: Vec<client::Cidr>,
 }
 
 /// What every handler sees.
@@ -62,6 +65,7 @@ pub struct AppState {
     tags(
         (name = "energy", description = "Balances, consumes, holds, refunds, history"),
         (name = "events", description = "App events and the Capital Narratif"),
+        (name = "auth", description = "Accounts, tokens and sessions"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -86,7 +90,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API's routes and their OpenAPI description, from the same handler list.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{admin, balance, events, history, holds, narrative, ops, refunds};
+    use routes::{admin, auth, balance, events, history, holds, narrative, ops, refunds};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(balance::check))
         .routes(routes!(balance::can_perform))
@@ -103,6 +107,15 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::post_event))
         .routes(routes!(events::list_events))
         .routes(routes!(narrative::narrative))
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::profile))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::sessions))
+        .routes(routes!(auth::delete_session))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::logout_all))
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))

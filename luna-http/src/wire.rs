@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use luna_api::hub_events::{
     AccountOpenedData, BonusGrantedData, EnergyConsumedData, EnergyGrantedData, EnergyRefundedData,
-    EnergyReservedData, HubEventData, HubEventMetadata, PackPurchasedData, ReservationReleasedData,
-    RevokedData, SubscriptionChangedData,
+    EnergyReservedData, HubEventData, HubEventMetadata, LoginFailedData, LoginSucceededData,
+    PackPurchasedData, ReservationReleasedData, RevokedData, SessionData, SubscriptionChangedData,
 };
 use luna_core::history::TxReason;
 use luna_core::{
-    AppEvent, AppSource, Context, EventKind, EventType, JsonPart, RawJson, RevocationCause,
-    SubscriptionStatus, Timestamp,
+    AppEvent, AppSource, AuditEvent, Context, EventKind, EventType, JsonPart, RawJson,
+    RevocationCause, RevocationOfSession, SubscriptionStatus, Timestamp,
 };
 use luna_ports::EventMetadata;
 use serde::Deserialize;
@@ -258,8 +258,39 @@ pub fn hub_event_data(kind: &EventKind) -> Option<HubEventData> {
                 provider_created_ms: e.provider_created.millis(),
             })
         }
+        EventKind::Audit(a) => audit_data(a),
         EventKind::AppEvent(_) => return None,
     })
+}
+
+fn audit_data(a: &AuditEvent) -> HubEventData {
+    match a {
+        AuditEvent::LoginSucceeded { session, address } => {
+            HubEventData::LoginSucceeded(LoginSucceededData {
+                session_id: session.to_string(),
+                address: address.clone(),
+            })
+        }
+        AuditEvent::LoginFailed { address } => HubEventData::LoginFailed(LoginFailedData {
+            address: address.clone(),
+        }),
+        AuditEvent::SessionRefreshReused { session } => HubEventData::Session(SessionData {
+            session_id: session.to_string(),
+            cause: None,
+        }),
+        AuditEvent::SessionRevoked { session, cause } => HubEventData::Session(SessionData {
+            session_id: session.to_string(),
+            cause: Some(
+                match cause {
+                    RevocationOfSession::Logout => "logout",
+                    RevocationOfSession::LogoutAll => "logout_all",
+                    RevocationOfSession::Deleted => "deleted",
+                    RevocationOfSession::RefreshReused => "refresh_reused",
+                }
+                .to_owned(),
+            ),
+        }),
+    }
 }
 
 /// The `metadata` of a hub event.

@@ -39,6 +39,7 @@ async fn app() -> (axum::Router, Arc<MemoryStore>) {
         config: Arc::new(HttpConfig {
             cors_origins: vec![],
             loopback_bind: true,
+            trusted_proxies: vec![],
         }),
     };
     (router(state), store)

@@ -5,6 +5,7 @@
 //! act on (`Conflict`/`Busy`: retry; `Unavailable`: 503) and keep everything else opaque. A new
 //! store (accounts, billing) is a port of its own, not a member of a growing supertrait.
 
+mod accounts;
 mod error;
 mod events;
 mod idempotency;
@@ -12,6 +13,7 @@ mod keys;
 mod payment;
 mod runtime;
 
+pub use accounts::{Account, AccountStore, Rotation, Session, ThrottleStore};
 pub use error::StoreError;
 pub use events::{
     AppendBatch, Appended, EnergyAfter, EventMetadata, EventStore, LoadedWallet, NewEvent,

@@ -44,6 +44,9 @@ pub struct Settings {
     /// `json` or `pretty` (default: json when stdout is not a terminal).
     #[arg(long, env = "LUNA_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
+    /// Comma-separated addresses/CIDRs whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "LUNA_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
 }
 
 /// The same settings read from `luna.toml`. The Stripe settings are accepted (so a complete
@@ -63,6 +66,7 @@ struct FileSettings {
     welcome_energy: Option<u32>,
     cors_origins: Option<String>,
     log_format: Option<String>,
+    trusted_proxies: Option<String>,
     stripe_secret_key: Option<String>,
     stripe_webhook_secret: Option<String>,
     stripe_api_base: Option<String>,
@@ -106,6 +110,28 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Log format.
     pub log_format: LogFormat,
+    /// The configured token-signing secret (`None` in development: generated and kept in the
+    /// database).
+    pub jwt_secret: Option<Secret>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 impl Config {
@@ -147,6 +173,13 @@ impl Config {
                 .unwrap_or(luna_core::policy::DEFAULT_WELCOME_ENERGY),
             cors_origins: comma_list(&cors),
             log_format: log_format(s.log_format.clone().or(file.log_format).as_deref())?,
+            jwt_secret: jwt_secret.map(Secret),
+            trusted_proxies: comma_list(
+                &s.trusted_proxies
+                    .clone()
+                    .or(file.trusted_proxies)
+                    .unwrap_or_default(),
+            ),
         })
     }
 }

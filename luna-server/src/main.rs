@@ -35,6 +35,25 @@ enum Command {
     Verify,
     /// Print the effective cost grid and packs.
     Catalog,
+    /// Look up or unlock user accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Print the account of an email (never its password hash).
+    Find {
+        /// The email (any case).
+        email: String,
+    },
+    /// Clear the failed-login lock-out of an email.
+    Unlock {
+        /// The email (any case).
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,6 +111,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stores = runtime::open_stores(&config.database_url).await?;
             return verify(&stores).await;
         }
+        Command::Users { command } => {
+            let stores = runtime::open_stores(&config.database_url).await?;
+            return users(command, &runtime::hub(&config, &stores)?).await;
+        }
         Command::Catalog => {
             print!("{}", catalog::describe(&runtime::catalog(&config)?));
         }
@@ -134,6 +157,32 @@ async fn keys(command: KeysCommand, hub: &luna_app::Hub) -> anyhow::Result<ExitC
                 eprintln!("no active key {id}");
                 return Ok(ExitCode::FAILURE);
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `luna users …`.
+async fn users(command: UsersCommand, hub: &luna_app::Hub) -> anyhow::Result<ExitCode> {
+    let parse = |e: &str| luna_core::Email::parse(e).map_err(|e| anyhow::anyhow!("{e}"));
+    match command {
+        UsersCommand::Find { email } => {
+            let Some(a) = hub.find_account(&parse(&email)?).await? else {
+                eprintln!("no account with email {email}");
+                return Ok(ExitCode::FAILURE);
+            };
+            println!("user_id     {}", a.user);
+            println!("email       {}", a.email);
+            println!("name        {}", a.name.as_deref().unwrap_or("-"));
+            println!("created_at  {}", luna_http::render::rfc3339(a.created_at));
+            let sessions = hub.sessions(&a.user).await?;
+            let now = hub.now();
+            let live = sessions.iter().filter(|s| s.is_live(now)).count();
+            println!("sessions    {live} live, {} in all", sessions.len());
+        }
+        UsersCommand::Unlock { email } => {
+            let n = hub.unlock(&parse(&email)?).await?;
+            println!("{email}: {n} failed-login counter(s) cleared");
         }
     }
     Ok(ExitCode::SUCCESS)

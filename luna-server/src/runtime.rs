@@ -7,7 +7,7 @@ use luna_adapters_postgres::PgStore;
 use luna_adapters_sqlite::{Durability, SqliteStore};
 use luna_app::{Hub, Ports};
 use luna_core::{Catalog, Energy, Id, Policy, Timestamp};
-use luna_ports::{Clock, IdGenerator, KeyStore, SecretSource, Store};
+use luna_ports::{AccountStore, Clock, IdGenerator, KeyStore, SecretSource, Store, ThrottleStore};
 
 use crate::config::Config;
 
@@ -51,13 +51,19 @@ pub struct Stores {
     pub store: Arc<dyn Store>,
     /// Service keys.
     pub keys: Arc<dyn KeyStore>,
+    /// Accounts and sessions.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Attempt counters.
+    pub throttle: Arc<dyn ThrottleStore>,
 }
 
 impl Stores {
-    fn of<S: Store + KeyStore + 'static>(s: Arc<S>) -> Stores {
+    fn of<S: Store + KeyStore + AccountStore + ThrottleStore + 'static>(s: Arc<S>) -> Stores {
         Stores {
             store: s.clone(),
-            keys: s,
+            keys: s.clone(),
+            accounts: s.clone(),
+            throttle: s,
         }
     }
 
@@ -66,6 +72,8 @@ impl Stores {
         Ports {
             store: self.store.clone(),
             keys: self.keys.clone(),
+            accounts: self.accounts.clone(),
+            throttle: self.throttle.clone(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidIds),
             secrets: Arc::new(OsSecrets),

@@ -8,7 +8,7 @@ use luna_ports::{Scope, Store};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Environment};
+use crate::config::{Config, Environment, Secret};
 use crate::runtime::{self, SystemClock};
 
 /// The process-wide Prometheus recorder (installed once).
@@ -31,6 +31,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let stores = runtime::open_stores(&config.database_url).await?;
     let hub = Arc::new(runtime::hub(&config, &stores)?);
+    hub.load_signing_secret(config.jwt_secret.as_ref().map(Secret::expose))
+        .await?;
+    let trusted_proxies =
+        luna_http::client::parse_trusted(&config.trusted_proxies).map_err(anyhow::Error::msg)?;
     if config.environment == Environment::Development && hub.list_keys().await?.is_empty() {
         let (key, secret) = hub
             .create_key("development admin", vec![Scope::Admin])
@@ -40,13 +44,14 @@ pub async fn serve(
             key.id
         );
     }
-    let purge = tokio::spawn(purge_idempotency(stores.store.clone()));
+    let purge = tokio::spawn(purge(stores.store.clone(), hub.clone()));
     let state = AppState {
         hub,
         metrics: metrics_handle(),
         config: Arc::new(HttpConfig {
             cors_origins: config.cors_origins.clone(),
             loopback_bind: listener.local_addr()?.ip().is_loopback(),
+            trusted_proxies,
         }),
     };
     let app = luna_http::router(state);
@@ -64,7 +69,7 @@ pub const IDEMPOTENCY_RETENTION: std::time::Duration = std::time::Duration::from
 /// How often old idempotency records are deleted.
 pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-async fn purge_idempotency(store: Arc<dyn Store>) {
+async fn purge(store: Arc<dyn Store>, hub: Arc<luna_app::Hub>) {
     use luna_ports::Clock;
     let mut tick = tokio::time::interval(PURGE_EVERY);
     loop {
@@ -77,6 +82,11 @@ async fn purge_idempotency(store: Arc<dyn Store>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "old idempotency records deleted"),
             Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+        }
+        match hub.purge_counters().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired login counters deleted"),
+            Err(e) => tracing::warn!(error = %e, "login counter purge failed"),
         }
     }
 }

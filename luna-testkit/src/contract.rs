@@ -62,6 +62,10 @@ pub fn every_kind_history() -> Vec<Event> {
         Op::Grant(10),
         Op::Clawback(0, Some(150)),
         Op::Subscription(true, 1000, 1),
+        Op::Audit(0),
+        Op::Audit(1),
+        Op::Audit(2),
+        Op::Audit(3),
     ];
     let mut sim = Sim::run(&ops);
     let ctx = Context::new(
@@ -91,7 +95,7 @@ pub fn figures(prior: &[Event], events: &[Event]) -> Vec<Option<EnergyAfter>> {
         .iter()
         .map(|e| {
             wallet.apply(e);
-            (!matches!(e.kind, EventKind::AppEvent(_))).then(|| EnergyAfter {
+            (!matches!(e.kind, EventKind::AppEvent(_) | EventKind::Audit(_))).then(|| EnergyAfter {
                 balance: wallet.summary.balance.units(),
                 available: wallet.summary.available(e.occurred_at),
             })

@@ -20,11 +20,17 @@ pub fn ports<S>(
     ids: std::sync::Arc<SequentialIds>,
 ) -> luna_app::Ports
 where
-    S: luna_ports::Store + luna_ports::KeyStore + 'static,
+    S: luna_ports::Store
+        + luna_ports::KeyStore
+        + luna_ports::AccountStore
+        + luna_ports::ThrottleStore
+        + 'static,
 {
     luna_app::Ports {
         store: store.clone(),
-        keys: store,
+        keys: store.clone(),
+        accounts: store.clone(),
+        throttle: store,
         clock,
         ids: ids.clone(),
         secrets: ids,

@@ -26,6 +26,7 @@ struct Inner {
     entity_owner: HashMap<String, UserId>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     keys: Vec<(ServiceKey, String)>,
+    accounts: AccountsInner,
     down: bool,
 }
 
@@ -327,5 +328,190 @@ impl KeyStore for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+}
+
+/// Accounts, sessions, refresh histories and counters, in memory.
+#[derive(Default)]
+pub(crate) struct AccountsInner {
+    accounts: BTreeMap<UserId, luna_ports::Account>,
+    emails: HashMap<String, UserId>,
+    sessions: BTreeMap<(UserId, luna_core::Id), luna_ports::Session>,
+    history: HashMap<(UserId, String), luna_core::Id>,
+    throttle: BTreeMap<String, (u32, Timestamp)>,
+    secret: Option<String>,
+}
+
+#[async_trait]
+impl luna_ports::AccountStore for MemoryStore {
+    async fn create_account(&self, a: &luna_ports::Account) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        let acc = &mut g.accounts;
+        if acc.emails.contains_key(a.email.as_str()) || acc.accounts.contains_key(&a.user) {
+            return Err(StoreError::Conflict);
+        }
+        acc.emails
+            .insert(a.email.as_str().to_owned(), a.user.clone());
+        acc.accounts.insert(a.user.clone(), a.clone());
+        Ok(())
+    }
+
+    async fn account_by_email(
+        &self,
+        email: &luna_core::Email,
+    ) -> Result<Option<luna_ports::Account>, StoreError> {
+        let g = self.guard()?;
+        Ok(g.accounts
+            .emails
+            .get(email.as_str())
+            .and_then(|u| g.accounts.accounts.get(u))
+            .cloned())
+    }
+
+    async fn account(&self, user: &UserId) -> Result<Option<luna_ports::Account>, StoreError> {
+        Ok(self.guard()?.accounts.accounts.get(user).cloned())
+    }
+
+    async fn create_session(&self, s: &luna_ports::Session) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        let key = (s.user.clone(), s.id);
+        if g.accounts.sessions.contains_key(&key) {
+            return Err(StoreError::Conflict);
+        }
+        g.accounts.sessions.insert(key, s.clone());
+        Ok(())
+    }
+
+    async fn session(
+        &self,
+        user: &UserId,
+        id: luna_core::Id,
+    ) -> Result<Option<luna_ports::Session>, StoreError> {
+        Ok(self
+            .guard()?
+            .accounts
+            .sessions
+            .get(&(user.clone(), id))
+            .cloned())
+    }
+
+    async fn sessions(&self, user: &UserId) -> Result<Vec<luna_ports::Session>, StoreError> {
+        let g = self.guard()?;
+        let mut out: Vec<luna_ports::Session> = g
+            .accounts
+            .sessions
+            .values()
+            .filter(|s| &s.user == user)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn rotate_refresh(
+        &self,
+        user: &UserId,
+        id: luna_core::Id,
+        (old, new): (&str, &str),
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<luna_ports::Rotation, StoreError> {
+        let mut g = self.guard()?;
+        let acc = &mut g.accounts;
+        if let Some(s) = acc.sessions.get_mut(&(user.clone(), id)) {
+            if s.refresh_hash == old && s.is_live(now) {
+                new.clone_into(&mut s.refresh_hash);
+                s.last_seen = now;
+                s.expires_at = expires_at;
+                acc.history.insert((user.clone(), old.to_owned()), id);
+                return Ok(luna_ports::Rotation::Rotated);
+            }
+        }
+        Ok(
+            if acc.history.get(&(user.clone(), old.to_owned())) == Some(&id) {
+                luna_ports::Rotation::Reused
+            } else {
+                luna_ports::Rotation::Invalid
+            },
+        )
+    }
+
+    async fn revoke_session(
+        &self,
+        user: &UserId,
+        id: luna_core::Id,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.guard()?;
+        match g.accounts.sessions.get_mut(&(user.clone(), id)) {
+            Some(s) if s.revoked_at.is_none() => {
+                s.revoked_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn revoke_all_sessions(&self, user: &UserId, now: Timestamp) -> Result<u64, StoreError> {
+        let mut g = self.guard()?;
+        let mut n = 0;
+        for s in g.accounts.sessions.values_mut() {
+            if &s.user == user && s.revoked_at.is_none() {
+                s.revoked_at = Some(now);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn signing_secret(&self, candidate: &str) -> Result<String, StoreError> {
+        let mut g = self.guard()?;
+        Ok(g.accounts
+            .secret
+            .get_or_insert_with(|| candidate.to_owned())
+            .clone())
+    }
+}
+
+#[async_trait]
+impl luna_ports::ThrottleStore for MemoryStore {
+    async fn hit(
+        &self,
+        bucket: &str,
+        expires_at: Timestamp,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.guard()?;
+        let entry = g
+            .accounts
+            .throttle
+            .entry(bucket.to_owned())
+            .or_insert((0, expires_at));
+        if entry.0 >= limit {
+            return Ok(false);
+        }
+        entry.0 += 1;
+        Ok(true)
+    }
+
+    async fn undo(&self, bucket: &str) -> Result<(), StoreError> {
+        if let Some(e) = self.guard()?.accounts.throttle.get_mut(bucket) {
+            e.0 = e.0.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    async fn clear(&self, prefix: &str) -> Result<u64, StoreError> {
+        let mut g = self.guard()?;
+        let n = g.accounts.throttle.len();
+        g.accounts.throttle.retain(|k, _| !k.starts_with(prefix));
+        Ok((n - g.accounts.throttle.len()) as u64)
+    }
+
+    async fn purge(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut g = self.guard()?;
+        let n = g.accounts.throttle.len();
+        g.accounts.throttle.retain(|_, (_, exp)| *exp > now);
+        Ok((n - g.accounts.throttle.len()) as u64)
     }
 }

@@ -32,6 +32,8 @@ pub enum Op {
     Clawback(usize, Option<u64>),
     /// A subscription update: status, period end (seconds from now), provider time offset.
     Subscription(bool, i64, i64),
+    /// A fact of the audit trail (the k-th kind).
+    Audit(usize),
     /// Let time pass.
     Advance(i64),
 }
@@ -48,8 +50,28 @@ pub fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..4, 0usize..4).prop_map(|(p, k)| Op::Purchase(p, k)),
         1 => (0usize..4, proptest::option::of(0u64..1200)).prop_map(|(k, c)| Op::Clawback(k, c)),
         1 => (any::<bool>(), -100i64..100_000, -50i64..50).prop_map(|(a, e, c)| Op::Subscription(a, e, c)),
+        1 => (0usize..5).prop_map(Op::Audit),
         2 => (1i64..400_000).prop_map(Op::Advance),
     ]
+}
+
+/// The k-th kind of audit fact, for session `session`.
+pub fn audit(k: usize, session: Id) -> luna_core::AuditEvent {
+    use luna_core::{AuditEvent as A, RevocationOfSession as R};
+    let address = "203.0.113.7".to_owned();
+    match k % 5 {
+        0 => A::LoginSucceeded { session, address },
+        1 => A::LoginFailed { address },
+        2 => A::SessionRefreshReused { session },
+        3 => A::SessionRevoked {
+            session,
+            cause: R::Logout,
+        },
+        _ => A::SessionRevoked {
+            session,
+            cause: R::RefreshReused,
+        },
+    }
 }
 
 /// A sequence of operations.
@@ -175,6 +197,7 @@ impl Sim {
                 reason: "test".into(),
             },
             Op::Purchase(..) | Op::Clawback(..) | Op::Subscription(..) => self.billing(op),
+            Op::Audit(k) => Command::RecordAudit(audit(*k, self.id())),
             Op::Advance(_) => return None,
         })
     }

@@ -16,13 +16,19 @@ use luna_core::{
     Catalog, Context, Energy, Id, Money, PackId, PaymentRef, Policy, PricedAction, Timestamp,
     UserId,
 };
-use luna_ports::{Clock, IdGenerator, KeyStore, SecretSource, Store};
+use luna_ports::{AccountStore, Clock, IdGenerator, KeyStore, SecretSource, Store, ThrottleStore};
 
+use crate::auth::{Passwords, Tokens};
 use crate::engine::{Engine, EngineStats, Reply};
 use crate::error::AppError;
 use crate::keycache::KeyCache;
 
+pub use accounts::{Client, Profile, TokenPair};
 pub use keys::{SERVICE_KEY_PREFIX, hash_secret};
+
+/// Password hashes computed at once (each takes ~19 MiB and most of a core for tens of ms);
+/// a login flood queues here instead of starving energy calls.
+const HASH_SLOTS: usize = 2;
 
 /// The largest page a list returns.
 pub const MAX_PAGE: usize = 200;
@@ -36,6 +42,10 @@ pub struct Ports {
     pub store: Arc<dyn Store>,
     /// Service keys.
     pub keys: Arc<dyn KeyStore>,
+    /// Accounts and sessions.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Attempt counters.
+    pub throttle: Arc<dyn ThrottleStore>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// Fresh ids.
@@ -50,6 +60,10 @@ pub struct Hub {
     store: Arc<dyn Store>,
     keys: Arc<dyn KeyStore>,
     key_cache: KeyCache,
+    accounts: Arc<dyn AccountStore>,
+    throttle: Arc<dyn ThrottleStore>,
+    passwords: Passwords,
+    tokens: std::sync::OnceLock<Tokens>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     secrets: Arc<dyn SecretSource>,
@@ -123,6 +137,14 @@ impl Hub {
             store: ports.store,
             keys: ports.keys,
             key_cache: KeyCache::default(),
+            accounts: ports.accounts,
+            throttle: ports.throttle,
+            passwords: Passwords::new(HASH_SLOTS, {
+                let mut salt = [0u8; 16];
+                salt.copy_from_slice(&ports.secrets.secret()[..16]);
+                salt
+            }),
+            tokens: std::sync::OnceLock::new(),
             clock: ports.clock,
             ids: ports.ids,
             secrets: ports.secrets,

@@ -5,6 +5,7 @@
 //! (accounts, billing) is a new module on the same pattern.
 
 pub mod admin;
+pub mod auth;
 pub mod balance;
 pub mod events;
 pub mod history;

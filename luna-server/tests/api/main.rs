@@ -5,6 +5,7 @@
     reason = "black-box scenarios read top to bottom"
 )]
 
+mod auth;
 mod cli;
 mod defects;
 mod energy;
@@ -22,6 +23,9 @@ use luna_server::config::{Config, Settings};
 use luna_server::{runtime, serve};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
+
+/// The token-signing secret of test servers (so tests can forge tokens signed right or wrong).
+pub const JWT_SECRET: &str = "test-secret-of-the-api-suite-32-bytes-at-least";
 
 /// A running server and the keys to talk to it.
 pub struct TestApp {
@@ -84,6 +88,11 @@ impl TestApp {
         Some(TestApp::spawn_on(url).await)
     }
 
+    /// Another server on an existing database (a second instance, or a restart).
+    pub async fn spawn_on_url(database_url: String) -> TestApp {
+        TestApp::spawn_on(database_url).await
+    }
+
     async fn spawn_on(database_url: String) -> TestApp {
         let stores = runtime::open_stores(&database_url)
             .await
@@ -122,6 +131,10 @@ impl TestApp {
             bind: Some("127.0.0.1:0".into()),
             log_format: Some("json".into()),
             config: Some(PathBuf::from("/dev/null")),
+            jwt_secret: Some(JWT_SECRET.into()),
+            // Tests register many users from loopback: they say who they are with
+            // X-Forwarded-For, which loopback is trusted to set.
+            trusted_proxies: Some("127.0.0.1".into()),
             ..Settings::default()
         };
         let config = Config::resolve(&settings).expect("config");
@@ -309,6 +322,60 @@ impl TestApp {
             .await
     }
 
+    // ---- users ------------------------------------------------------------------------
+
+    /// POST /auth/register from the client address `from` (X-Forwarded-For).
+    pub async fn register_from(&self, from: &str, email: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/auth/register"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password, "name": "Test"}))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Registers a fresh user (each from its own address); returns the token response.
+    pub async fn register(&self, email: &str) -> Value {
+        let from = format!("198.51.100.{}", fresh_octet());
+        expect(
+            self.register_from(&from, email, PASSWORD).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    /// POST /auth/login from the client address `from`.
+    pub async fn login_from(&self, from: &str, email: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST /auth/refresh.
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.client
+            .post(self.url("/auth/refresh"))
+            .json(&json!({"refresh_token": refresh_token}))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// DELETE with a bearer token.
+    pub async fn delete(&self, key: &str, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn check(&self, user: &str) -> Value {
         json_ok(
             self.post(
@@ -379,6 +446,20 @@ pub fn loc(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The password test users register with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A fresh last octet, so each registration counts against its own address.
+pub fn fresh_octet() -> u8 {
+    static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// An email no other test uses.
+pub fn email(prefix: &str) -> String {
+    format!("{}@example.com", uid(prefix))
 }
 
 /// A user id no other test uses.
