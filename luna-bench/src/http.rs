@@ -115,6 +115,51 @@ async fn drive(
     (Stats::new(all, start.elapsed()), statuses)
 }
 
+/// Login latency (sequential, Argon2id at production parameters) and the check with a user
+/// token at the same concurrency as the service-key check.
+async fn auth_figures(base: &str, connections: usize, per_conn: usize) -> (Stats, Stats) {
+    let client = reqwest::Client::new();
+    let email = format!("bench-{}@example.com", std::process::id());
+    let password = "bench password 42";
+    let reg: serde_json::Value = client
+        .post(format!("{base}/auth/register"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("tokens");
+    let token = reg["access_token"].as_str().expect("a token").to_owned();
+    let start = Instant::now();
+    let mut lat = Vec::new();
+    for _ in 0..40 {
+        let s = Instant::now();
+        let r = client
+            .post(format!("{base}/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), 200, "login");
+        lat.push(s.elapsed());
+    }
+    let logins = Stats::new(lat, start.elapsed());
+    let (check, statuses) = drive(
+        format!("{base}/luna/energy/check"),
+        Some(token),
+        connections,
+        per_conn,
+        Arc::new(|_, _| json!({})),
+    )
+    .await;
+    assert!(
+        statuses.iter().flatten().all(|s| *s == 200),
+        "user checks answer 200"
+    );
+    (logins, check)
+}
+
 /// Runs the HTTP benchmark on one backend.
 #[allow(
     clippy::too_many_lines,
@@ -171,6 +216,7 @@ pub async fn run(
         cs.iter().flatten().all(|s| *s == 200),
         "every check answers 200"
     );
+    let (logins, user_check) = auth_figures(&hub.base, connections, per_conn).await;
     let (consume, statuses) = drive(
         format!("{}/luna/energy/consume", hub.base),
         Some(hub.key.clone()),
@@ -213,6 +259,8 @@ pub async fn run(
         "  -> check / trivial route: {:.0} %  (target ≥ 50 %)",
         100.0 * check.per_sec() / ceiling.per_sec()
     );
+    println!("  luna check, user token           : {}", user_check.line());
+    println!("  luna login (sequential, Argon2id): {}", logins.line());
     println!("  DB ceiling (raw sqlx consume)    : {}", db.line());
     println!("  luna consume                     : {}", consume.line());
     println!(

@@ -644,11 +644,27 @@ macro_rules! store_contract_tests {
             put_refuses_a_taken_key_and_purge_removes_old_records,
             summaries_list_streams_in_order,
             service_keys_are_found_by_hash_until_revoked,
+            accounts_are_unique_by_email,
+            refresh_rotation_is_atomic_and_detects_reuse,
+            sessions_list_and_revoke_all,
+            attempt_counters_count_to_their_limit,
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_appends_at_one_version_let_exactly_one_win() {
             if let Some(store) = $factory().await {
                 $crate::contract::concurrent_appends_at_one_version_let_exactly_one_win(::std::sync::Arc::new(store)).await;
+            }
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrent_registrations_of_one_email_let_exactly_one_win() {
+            if let Some(store) = $factory().await {
+                $crate::contract::concurrent_registrations_of_one_email_let_exactly_one_win(::std::sync::Arc::new(store)).await;
+            }
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrent_attempts_never_pass_the_limit() {
+            if let Some(store) = $factory().await {
+                $crate::contract::concurrent_attempts_never_pass_the_limit(::std::sync::Arc::new(store)).await;
             }
         }
     };
@@ -662,4 +678,258 @@ macro_rules! store_contract_tests {
             }
         )*
     };
+}
+
+// ---- accounts, sessions and counters ---------------------------------------------------
+
+fn account(user: &UserId, email: &str) -> luna_ports::Account {
+    luna_ports::Account {
+        user: user.clone(),
+        email: luna_core::Email::parse(email).expect("valid email"),
+        name: Some("Marie".into()),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: Timestamp::from_secs(1000),
+    }
+}
+
+fn session(user: &UserId, id: Id, hash: &str) -> luna_ports::Session {
+    luna_ports::Session {
+        user: user.clone(),
+        id,
+        refresh_hash: hash.into(),
+        created_at: Timestamp::from_secs(1000),
+        last_seen: Timestamp::from_secs(1000),
+        expires_at: Timestamp::from_secs(100_000),
+        revoked_at: None,
+        user_agent: Some("Firefox".into()),
+        address: "203.0.113.1".into(),
+    }
+}
+
+/// Accounts are found by user and by email; an email (normalised) is taken once.
+pub async fn accounts_are_unique_by_email<S: luna_ports::AccountStore + ?Sized>(store: &S) {
+    let u = unique_user("acct");
+    let email = format!("{u}@example.com");
+    let a = account(&u, &email);
+    store.create_account(&a).await.expect("create");
+    assert_eq!(store.account(&u).await.expect("get"), Some(a.clone()));
+    assert_eq!(
+        store
+            .account_by_email(&luna_core::Email::parse(&email.to_uppercase()).expect("valid"))
+            .await
+            .expect("by email"),
+        Some(a)
+    );
+    let twin = account(&unique_user("acct-twin"), &email);
+    assert!(matches!(
+        store.create_account(&twin).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.account(&twin.user).await.expect("get"),
+        None,
+        "nothing half-written"
+    );
+}
+
+/// Concurrent registrations of one email: exactly one succeeds.
+pub async fn concurrent_registrations_of_one_email_let_exactly_one_win<S>(store: Arc<S>)
+where
+    S: luna_ports::AccountStore + 'static,
+{
+    let email = format!("{}@example.com", unique_user("race"));
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (store, email) = (store.clone(), email.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .create_account(&account(&unique_user(&format!("race{i}")), &email))
+                .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(()) => won += 1,
+            Err(StoreError::Conflict) => {}
+            Err(e) => panic!("a registration failed with {e:?}, not Conflict"),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+/// A refresh hash rotates once; a rotated one comes back as `Reused`; a revoked session
+/// rotates no more.
+pub async fn refresh_rotation_is_atomic_and_detects_reuse<S: luna_ports::AccountStore + ?Sized>(
+    store: &S,
+) {
+    use luna_ports::Rotation;
+    let u = unique_user("rot");
+    let id = fresh_id();
+    store
+        .create_session(&session(&u, id, "h0"))
+        .await
+        .expect("create");
+    let now = Timestamp::from_secs(2000);
+    let later = Timestamp::from_secs(200_000);
+    assert_eq!(
+        store
+            .rotate_refresh(&u, id, ("h0", "h1"), now, later)
+            .await
+            .expect("rotate"),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&u, id, ("h0", "h2"), now, later)
+            .await
+            .expect("again"),
+        Rotation::Reused
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&u, id, ("nope", "h3"), now, later)
+            .await
+            .expect("unknown"),
+        Rotation::Invalid
+    );
+    let s = store
+        .session(&u, id)
+        .await
+        .expect("get")
+        .expect("the session");
+    assert_eq!((s.refresh_hash.as_str(), s.expires_at), ("h1", later));
+    assert!(store.revoke_session(&u, id, now).await.expect("revoke"));
+    assert!(!store.revoke_session(&u, id, now).await.expect("twice"));
+    assert_eq!(
+        store
+            .rotate_refresh(&u, id, ("h1", "h4"), now, later)
+            .await
+            .expect("revoked"),
+        Rotation::Invalid
+    );
+    assert!(
+        !store
+            .session(&u, id)
+            .await
+            .expect("get")
+            .expect("kept")
+            .is_live(now)
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&u, id, ("h1", "h5"), Timestamp::from_secs(300_000), later)
+            .await
+            .expect("expired"),
+        Rotation::Invalid
+    );
+}
+
+/// Sessions are listed newest first and revoked all at once; the signing secret is the first
+/// one stored.
+pub async fn sessions_list_and_revoke_all<S: luna_ports::AccountStore + ?Sized>(store: &S) {
+    let u = unique_user("sessions");
+    for n in 0..3i64 {
+        let mut s = session(&u, fresh_id(), &format!("s{n}"));
+        s.created_at = Timestamp::from_secs(1000 + n);
+        store.create_session(&s).await.expect("create");
+    }
+    let listed = store.sessions(&u).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| w[0].created_at >= w[1].created_at)
+    );
+    assert_eq!(
+        store
+            .revoke_all_sessions(&u, Timestamp::from_secs(5000))
+            .await
+            .expect("all"),
+        3
+    );
+    assert_eq!(
+        store
+            .revoke_all_sessions(&u, Timestamp::from_secs(5000))
+            .await
+            .expect("again"),
+        0
+    );
+    let first = store
+        .signing_secret("first-candidate")
+        .await
+        .expect("secret");
+    assert_eq!(
+        store
+            .signing_secret("second-candidate")
+            .await
+            .expect("secret"),
+        first
+    );
+}
+
+/// A bucket counts to its limit, then refuses without counting; an undo gives one back;
+/// buckets are cleared by prefix and purged when expired.
+pub async fn attempt_counters_count_to_their_limit<S: luna_ports::ThrottleStore + ?Sized>(
+    store: &S,
+) {
+    let prefix = format!("test:{}:", fresh_id());
+    let bucket = format!("{prefix}1");
+    let end = Timestamp::from_secs(10_000);
+    for _ in 0..3 {
+        assert!(store.hit(&bucket, end, 3).await.expect("hit"));
+    }
+    assert!(!store.hit(&bucket, end, 3).await.expect("over"));
+    assert!(
+        !store
+            .hit(&bucket, end, 3)
+            .await
+            .expect("still over, uncounted")
+    );
+    store.undo(&bucket).await.expect("undo");
+    assert!(store.hit(&bucket, end, 3).await.expect("one back"));
+    assert!(
+        store
+            .hit(&format!("{prefix}2"), end, 3)
+            .await
+            .expect("other")
+    );
+    assert_eq!(store.clear(&prefix).await.expect("clear"), 2);
+    assert!(store.hit(&bucket, end, 1).await.expect("fresh"));
+    assert!(
+        store
+            .purge(Timestamp::from_secs(10_001))
+            .await
+            .expect("purge")
+            >= 1
+    );
+    assert!(
+        store
+            .hit(&bucket, end, 1)
+            .await
+            .expect("purged, fresh again")
+    );
+}
+
+/// Concurrent hits on one bucket never count past the limit.
+pub async fn concurrent_attempts_never_pass_the_limit<S>(store: Arc<S>)
+where
+    S: luna_ports::ThrottleStore + 'static,
+{
+    let bucket = format!("race:{}", fresh_id());
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (store, bucket) = (store.clone(), bucket.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .hit(&bucket, Timestamp::from_secs(10_000), 5)
+                .await
+                .expect("hit")
+        }));
+    }
+    let mut counted = 0;
+    for t in tasks {
+        counted += usize::from(t.await.expect("task"));
+    }
+    assert_eq!(counted, 5);
 }

@@ -21,7 +21,7 @@ use crate::extract::{Body, Principal};
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "Amount out of range", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn grant(
     State(state): State<AppState>,
     principal: Principal,

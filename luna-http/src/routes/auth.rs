@@ -170,7 +170,7 @@ async fn profile_of(state: &AppState, principal: &Principal) -> Result<Response,
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not a user token", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["user"])))]
 pub async fn profile(
     State(state): State<AppState>,
     principal: Principal,
@@ -185,7 +185,7 @@ pub async fn profile(
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not a user token", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["user"])))]
 pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
     profile_of(&state, &principal).await
 }
@@ -197,7 +197,7 @@ pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<R
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not a user token", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["user"])))]
 pub async fn sessions(
     State(state): State<AppState>,
     principal: Principal,
@@ -232,7 +232,7 @@ pub async fn sessions(
         (status = 403, description = "Not a user token", body = ErrorBody),
         (status = 404, description = "No such live session of yours", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["user"])))]
 pub async fn delete_session(
     State(state): State<AppState>,
     principal: Principal,
@@ -270,7 +270,7 @@ pub async fn delete_session(
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not a user token", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["user"])))]
 pub async fn logout(
     State(state): State<AppState>,
     principal: Principal,
@@ -294,7 +294,7 @@ pub async fn logout(
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not a user token", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["user"])))]
 pub async fn logout_all(
     State(state): State<AppState>,
     principal: Principal,

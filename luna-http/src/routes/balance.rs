@@ -60,7 +60,7 @@ pub fn count_consume(reply: &Result<Reply<ConsumeOutcome>, AppError>) {
         (status = 403, description = "Scope or user not allowed", body = ErrorBody),
         (status = 422, description = "Malformed request", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["energy:read"])))]
 pub async fn check(
     State(state): State<AppState>,
     principal: Principal,
@@ -104,7 +104,7 @@ pub async fn check(
         (status = 403, description = "Scope or user not allowed", body = ErrorBody),
         (status = 422, description = "Malformed request", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["energy:read"])))]
 pub async fn can_perform(
     State(state): State<AppState>,
     principal: Principal,
@@ -148,7 +148,7 @@ pub async fn can_perform(
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 422, description = "Malformed request or idempotency key reused", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["energy:write"])))]
 pub async fn consume(
     State(state): State<AppState>,
     principal: Principal,

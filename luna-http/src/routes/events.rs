@@ -29,7 +29,7 @@ use crate::wire::{self, rfc3339};
         (status = 403, description = "Scope or user not allowed", body = ErrorBody),
         (status = 422, description = "Bad pattern, size, or reserved_event_type", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["events:write"])))]
 pub async fn post_event(
     State(state): State<AppState>,
     principal: Principal,
@@ -109,7 +109,7 @@ fn raw(text: &str) -> Box<RawValue> {
         (status = 403, description = "Scope or user not allowed", body = ErrorBody),
         (status = 422, description = "Bad limit, cursor or event type", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["events:read"])))]
 pub async fn list_events(
     State(state): State<AppState>,
     principal: Principal,

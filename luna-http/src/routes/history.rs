@@ -26,7 +26,7 @@ use crate::wire::{rfc3339, tx_reason};
         (status = 403, description = "Scope or user not allowed", body = ErrorBody),
         (status = 422, description = "Bad limit or cursor", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["energy:read"])))]
 pub async fn transactions(
     State(state): State<AppState>,
     principal: Principal,
@@ -88,7 +88,7 @@ fn time_param(v: Option<&str>, name: &str) -> Result<Option<luna_core::Timestamp
         (status = 403, description = "Scope or user not allowed", body = ErrorBody),
         (status = 422, description = "Bad range", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["energy:read"])))]
 pub async fn analytics(
     State(state): State<AppState>,
     principal: Principal,

@@ -28,7 +28,7 @@ use crate::wire::{self, rfc3339};
         (status = 403, description = "Scope or user not allowed", body = ErrorBody),
         (status = 422, description = "Malformed request", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["energy:write"])))]
 pub async fn reserve(
     State(state): State<AppState>,
     principal: Principal,
@@ -79,7 +79,7 @@ fn reservation_id(id: Option<&str>) -> Result<Id, ApiError> {
         (status = 409, description = "Released", body = ErrorBody),
         (status = 410, description = "Expired", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["energy:write"])))]
 pub async fn commit(
     State(state): State<AppState>,
     principal: Principal,
@@ -119,7 +119,7 @@ pub async fn commit(
         (status = 404, description = "No such reservation of yours", body = ErrorBody),
         (status = 409, description = "Already committed", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["energy:write"])))]
 pub async fn release(
     State(state): State<AppState>,
     principal: Principal,

@@ -97,7 +97,7 @@ fn capital(user: &str, n: &Narrative<'_>, last_position: Option<u64>) -> Capital
         (status = 400, description = "Invalid user id", body = ErrorBody),
         (status = 403, description = "Scope or user not allowed", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["events:read"])))]
 pub async fn narrative(
     State(state): State<AppState>,
     principal: Principal,

@@ -24,7 +24,7 @@ use crate::extract::{Body, Principal};
         (status = 409, description = "already_refunded, nothing_to_refund, refund_window_expired, refund_not_eligible", body = ErrorBody),
         (status = 422, description = "Amount out of range", body = ValidationErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["energy:write"])))]
 pub async fn refund(
     State(state): State<AppState>,
     principal: Principal,

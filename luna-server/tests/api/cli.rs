@@ -160,3 +160,101 @@ async fn a_database_password_in_the_url_query_is_never_printed() {
     assert!(seen.contains("listening"), "{seen}");
     assert!(!seen.contains("hunter2"), "{seen}");
 }
+
+#[tokio::test]
+async fn tokens_passwords_and_hashes_never_reach_the_logs() {
+    let dir = std::env::temp_dir().join(format!("luna-logs-{}", crate::uid("l")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    let mut child = Command::new(LUNA)
+        .arg("serve")
+        .current_dir(&dir)
+        .env_clear()
+        .env("LUNA_BIND", "127.0.0.1:0")
+        .env("LUNA_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut base = None;
+    let mut admin = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.trim().starts_with("luna_sk_") {
+            admin = Some(line.trim().to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("luna listening on ") {
+            base = Some(rest.trim().to_owned());
+            break;
+        }
+    }
+    let base = base.unwrap();
+    let admin = admin.expect("a development key");
+    let client = reqwest::Client::new();
+    let password = "a-very-secret-password-42";
+    let reg: serde_json::Value = client
+        .post(format!("{base}/auth/register"))
+        .json(&json!({"email": "logs@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = reg["access_token"].as_str().unwrap().to_owned();
+    let refresh = reg["refresh_token"].as_str().unwrap().to_owned();
+    let _ = client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"email": "logs@example.com", "password": "wrong-password-99"}))
+        .send()
+        .await
+        .unwrap();
+    let rotated: serde_json::Value = client
+        .post(format!("{base}/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let _ = client
+        .get(format!("{base}/auth/profile"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    let _ = client
+        .post(format!("{base}/luna/energy/check"))
+        .bearer_auth(&admin)
+        .json(&json!({"user_id": "someone"}))
+        .send()
+        .await
+        .unwrap();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    child.wait().unwrap();
+    let logs = std::fs::read_to_string(dir.join("stderr.log")).unwrap();
+    assert!(logs.contains("request"), "the run was logged: {logs}");
+    let secrets = [
+        password,
+        "wrong-password-99",
+        access.as_str(),
+        refresh.as_str(),
+        rotated["refresh_token"].as_str().unwrap(),
+        rotated["access_token"].as_str().unwrap(),
+        admin.as_str(),
+        "$argon2",
+    ];
+    for s in secrets {
+        assert!(!logs.contains(s), "a secret reached the logs: {s}");
+    }
+    let hash = luna_app::hash_secret(&refresh);
+    assert!(
+        !logs.contains(&hash),
+        "a refresh-token hash reached the logs"
+    );
+}

@@ -11,6 +11,7 @@ mod defects;
 mod energy;
 mod events;
 mod idempotency;
+mod matrix;
 mod ops;
 mod satellites;
 mod storm;

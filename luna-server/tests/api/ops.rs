@@ -222,3 +222,42 @@ async fn the_swagger_ui_is_served_from_the_binary() {
         .unwrap();
     assert_eq!(js.status(), StatusCode::OK, "assets are vendored, no CDN");
 }
+
+#[tokio::test]
+async fn cors_preflight_allows_the_headers_browser_front_ends_send() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/auth/login"))
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,idempotency-key,x-idempotency-key,x-request-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let allowed = r
+        .headers()
+        .get("access-control-allow-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for h in [
+        "authorization",
+        "content-type",
+        "idempotency-key",
+        "x-idempotency-key",
+        "x-request-id",
+    ] {
+        assert!(allowed.contains(h), "{h} not in {allowed}");
+    }
+    assert_eq!(
+        r.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("http://localhost:3000")
+    );
+}
