@@ -139,14 +139,14 @@ async fn call(
 #[allow(clippy::too_many_lines, reason = "one matrix, read top to bottom")]
 async fn every_protected_route_refuses_bad_credentials_and_foreign_users_and_stores_nothing() {
     let app = TestApp::spawn().await;
-    let a = app.register(&email("matrix-a")).await;
-    let b = app.register(&email("matrix-b")).await;
+    let reg_a = app.register(&email("matrix-a")).await;
+    let reg_b = app.register(&email("matrix-b")).await;
     let (ua, ub) = (
-        a["user_id"].as_str().unwrap(),
-        b["user_id"].as_str().unwrap(),
+        reg_a["user_id"].as_str().unwrap(),
+        reg_b["user_id"].as_str().unwrap(),
     );
-    let access_a = a["access_token"].as_str().unwrap().to_owned();
-    let refresh_a = a["refresh_token"].as_str().unwrap().to_owned();
+    let access_a = reg_a["access_token"].as_str().unwrap().to_owned();
+    let refresh_a = reg_a["refresh_token"].as_str().unwrap().to_owned();
     // B's reservation, for routes that name one
     let hold = expect(
         app.reserve(&json!({"user_id": ub, "action_name": "conseil_rapide"}))
@@ -156,16 +156,16 @@ async fn every_protected_route_refuses_bad_credentials_and_foreign_users_and_sto
     .await;
     let b_hold = hold["reservation_id"].as_str().unwrap().to_owned();
     // a session of A, then revoked
-    let c = json_ok(
+    let second = json_ok(
         app.login_from(
             "203.0.113.200",
-            a["email"].as_str().unwrap(),
+            reg_a["email"].as_str().unwrap(),
             crate::PASSWORD,
         )
         .await,
     )
     .await;
-    let revoked = c["access_token"].as_str().unwrap().to_owned();
+    let revoked = second["access_token"].as_str().unwrap().to_owned();
     json_ok(app.post(&revoked, "/auth/logout", &json!({})).await).await;
     // a key with events:read only (lacks energy:*), and the energy:read-only key
     let (_, events_only) = app
@@ -178,7 +178,7 @@ async fn every_protected_route_refuses_bad_credentials_and_foreign_users_and_sto
         let s = json_ok(app.get(&access_a, "/auth/sessions").await).await;
         s["sessions"][0]["id"].as_str().unwrap().to_owned()
     };
-    let t = now();
+    let issued = now();
     let good = |sub: &str, iat: i64, exp: i64, typ: &str, secret: &[u8]| {
         jwt(
             &Claims {
@@ -192,28 +192,34 @@ async fn every_protected_route_refuses_bad_credentials_and_foreign_users_and_sto
             secret,
         )
     };
-    let expired = good(ua, t - 3600, t - 60, "access", JWT_SECRET.as_bytes());
+    let expired = good(
+        ua,
+        issued - 3600,
+        issued - 60,
+        "access",
+        JWT_SECRET.as_bytes(),
+    );
     let other_secret = good(
         ua,
-        t,
-        t + 900,
+        issued,
+        issued + 900,
         "access",
         b"another secret, thirty-two bytes long",
     );
-    let wrong_type = good(ua, t, t + 900, "refresh", JWT_SECRET.as_bytes());
+    let wrong_type = good(ua, issued, issued + 900, "refresh", JWT_SECRET.as_bytes());
     let alg_none = format!(
         "{}.{}.",
         b64(r#"{"alg":"none","typ":"JWT"}"#),
         b64(&format!(
-            r#"{{"sub":"{ua}","sid":"{sid}","iat":{t},"exp":{},"iss":"luna-hub","typ":"access"}}"#,
-            t + 900
+            r#"{{"sub":"{ua}","sid":"{sid}","iat":{issued},"exp":{},"iss":"luna-hub","typ":"access"}}"#,
+            issued + 900
         ))
     );
     let tampered = {
         let parts: Vec<&str> = access_a.split('.').collect();
         let payload = b64(&format!(
-            r#"{{"sub":"{ub}","sid":"{sid}","iat":{t},"exp":{},"iss":"luna-hub","typ":"access"}}"#,
-            t + 900
+            r#"{{"sub":"{ub}","sid":"{sid}","iat":{issued},"exp":{},"iss":"luna-hub","typ":"access"}}"#,
+            issued + 900
         ));
         format!("{}.{payload}.{}", parts[0], parts[2])
     };
