@@ -8,6 +8,8 @@
 //! and TRUNCATE (triggers).
 
 mod accounts;
+mod billing;
+mod keys;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -15,15 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use luna_codec::{
-    EventRow, KeyRow, decode_key, decode_row, decode_summary, encode_new, encode_scopes,
-    encode_summary,
-};
+use luna_codec::{EventRow, decode_row, decode_summary, encode_new, encode_summary};
 use luna_core::{EntityRef, Timestamp, UserId};
 use luna_ports::{
-    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, KeyStore,
-    LoadedWallet, NewEvent, PageQuery, Receipt, RecordedEvent, ServiceKey, StoreError,
-    StoredResponse, StoredSummary, StreamPage,
+    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, LoadedWallet,
+    NewEvent, PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse, StoredSummary,
+    StreamPage,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -53,6 +52,11 @@ pub const TABLES: &[(&str, Distribution)] = &[
     ("refresh_history", Distribution::Stream("stream_id")),
     ("login_throttle", Distribution::Directory("bucket")),
     ("setting", Distribution::Reference),
+    ("webhook_event", Distribution::Stream("stream_id")),
+    ("billing_customer", Distribution::Stream("stream_id")),
+    ("customer_stream", Distribution::Directory("customer_id")),
+    ("billing_checkout", Distribution::Stream("stream_id")),
+    ("unmatched_payment", Distribution::Directory("payment_ref")),
 ];
 
 /// The Citus statements that distribute the schema (run once, after `luna migrate`, on the
@@ -218,6 +222,15 @@ impl PgStore {
             now,
         )
         .await?;
+        if let Some(event_id) = batch.processed {
+            sqlx::query("INSERT INTO webhook_event (stream_id, event_id, processed_at_ms) VALUES ($1, $2, $3)")
+                .bind(stream)
+                .bind(event_id)
+                .bind(now.millis())
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+        }
         if let Some(p) = batch.idempotency {
             let (scope, key, fingerprint, created_at) =
                 (p.scope, p.key, p.fingerprint, p.created_at);
@@ -577,71 +590,5 @@ impl IdempotencyStore for PgStore {
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected())
-    }
-}
-
-fn key_row(r: &PgRow) -> Result<ServiceKey, StoreError> {
-    let row = KeyRow {
-        id: r.try_get("id").map_err(map_err)?,
-        name: r.try_get("name").map_err(map_err)?,
-        scopes: r.try_get("scopes").map_err(map_err)?,
-        created_at_ms: r.try_get("created_at_ms").map_err(map_err)?,
-        revoked_at_ms: r.try_get("revoked_at_ms").map_err(map_err)?,
-    };
-    decode_key(&row).map_err(StoreError::backend)
-}
-
-#[async_trait]
-impl KeyStore for PgStore {
-    async fn create_key(&self, key: &ServiceKey, secret_hash: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO service_key (id, name, scopes, secret_hash, created_at_ms, revoked_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, NULL)",
-        )
-        .bind(key.id.to_string())
-        .bind(&key.name)
-        .bind(encode_scopes(&key.scopes))
-        .bind(secret_hash)
-        .bind(key.created_at.millis())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn find_key(&self, secret_hash: &str) -> Result<Option<ServiceKey>, StoreError> {
-        sqlx::query(
-            "SELECT id, name, scopes, created_at_ms, revoked_at_ms FROM service_key \
-             WHERE secret_hash = $1 AND revoked_at_ms IS NULL",
-        )
-        .bind(secret_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(key_row)
-        .transpose()
-    }
-
-    async fn list_keys(&self) -> Result<Vec<ServiceKey>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, scopes, created_at_ms, revoked_at_ms FROM service_key ORDER BY created_at_ms, id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(key_row).collect()
-    }
-
-    async fn revoke_key(&self, id: luna_core::Id, at: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE service_key SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
-        )
-        .bind(at.millis())
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
     }
 }

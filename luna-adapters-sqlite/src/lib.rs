@@ -7,6 +7,7 @@
 //! by error code. The `event` table refuses UPDATE and DELETE (triggers).
 
 mod accounts;
+mod billing;
 mod cache;
 mod keys;
 
@@ -198,6 +199,17 @@ impl SqliteStore {
             now,
         )
         .await?;
+        if let Some(event_id) = batch.processed {
+            sqlx::query(
+                "INSERT INTO webhook_event (stream_id, event_id, processed_at_ms) VALUES (?, ?, ?)",
+            )
+            .bind(stream)
+            .bind(event_id)
+            .bind(now.millis())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        }
         if let Some(p) = batch.idempotency {
             let (scope, key, fingerprint, created_at) =
                 (p.scope, p.key, p.fingerprint, p.created_at);

@@ -14,8 +14,8 @@ use luna_core::{
     decide,
 };
 use luna_ports::{
-    AppendBatch, Clock, EnergyAfter, EventMetadata, IdGenerator, IdempotencyRecord, NewEvent,
-    PendingIdempotency, Receipt, RecordedEvent, Store, StoreError, StoredResponse,
+    AppendBatch, BillingStore, Clock, EnergyAfter, EventMetadata, IdGenerator, IdempotencyRecord,
+    NewEvent, PendingIdempotency, Receipt, RecordedEvent, Store, StoreError, StoredResponse,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -51,6 +51,8 @@ pub enum Reply<T> {
     Fresh(T),
     /// Kept from the first request with this key.
     Replayed(StoredResponse),
+    /// The provider event was applied already: nothing done.
+    Duplicate,
 }
 
 impl<T> Reply<T> {
@@ -58,7 +60,7 @@ impl<T> Reply<T> {
     pub fn fresh(self) -> Option<T> {
         match self {
             Reply::Fresh(t) => Some(t),
-            Reply::Replayed(_) => None,
+            Reply::Replayed(_) | Reply::Duplicate => None,
         }
     }
 }
@@ -160,6 +162,9 @@ pub struct Run<'a, T> {
     pub meta: &'a EventMetadata,
     /// The client's idempotency key, if any.
     pub idem: Option<&'a Idempotency<T>>,
+    /// The provider event this command applies: marked processed with the append, and a
+    /// command whose event was applied already answers `Reply::Duplicate`.
+    pub processed: Option<&'a str>,
 }
 
 /// How one attempt ended.
@@ -173,6 +178,7 @@ enum Attempt<T> {
 /// The command loop, over the event store.
 pub struct Engine {
     store: Arc<dyn Store>,
+    billing: Arc<dyn BillingStore>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     catalog: Arc<Catalog>,
@@ -185,6 +191,7 @@ impl Engine {
     /// An engine deciding with `catalog` and `policy`.
     pub fn new(
         store: Arc<dyn Store>,
+        billing: Arc<dyn BillingStore>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
         catalog: Arc<Catalog>,
@@ -192,6 +199,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             store,
+            billing,
             clock,
             ids,
             catalog,
@@ -298,6 +306,16 @@ impl Engine {
         self.finish(idem, Err(e)).await
     }
 
+    /// A stream's summary as of its current version (a cached row is confirmed first).
+    pub async fn current_summary(&self, user: &UserId) -> Result<luna_core::Summary, AppError> {
+        let loaded = self.store.load(user, &[]).await?;
+        if loaded.cached && self.store.current_version(user).await? != loaded.version {
+            // `current_version` dropped the stale row: this read goes to the database.
+            return Ok(self.store.load(user, &[]).await?.summary);
+        }
+        Ok(loaded.summary)
+    }
+
     /// Whether a decision that appends nothing was made on the stream's current version. A
     /// summary read from a cache is confirmed against the database; views (`Open`) may lag.
     async fn decided_on_current(
@@ -322,6 +340,11 @@ impl Engine {
         for attempt in 0..MAX_ATTEMPTS {
             if let Some(r) = self.replay(run.idem).await? {
                 return Ok(Reply::Replayed(r));
+            }
+            if let Some(event_id) = run.processed {
+                if self.billing.is_processed(run.user, event_id).await? {
+                    return Ok(Reply::Duplicate);
+                }
             }
             match self.attempt(&run, outcome).await {
                 Ok(Attempt::Done(reply)) => return Ok(reply),
@@ -402,6 +425,7 @@ impl Engine {
                 events: &new_events,
                 summary: &wallet.summary,
                 idempotency: pending,
+                processed: run.processed,
             })
             .await?;
         decided(&appended.receipts).map(|t| Attempt::Done(Reply::Fresh(t)))

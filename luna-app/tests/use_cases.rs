@@ -445,6 +445,8 @@ async fn a_payment_is_credited_exactly_once_with_the_first_purchase_bonus() {
         pack: pack_id("cafe_luna"),
         payment: PaymentRef::parse("pi_1").unwrap(),
         paid: eur(299),
+        reversal: None,
+        processed: None,
     };
     let first = t
         .hub
@@ -493,6 +495,8 @@ async fn a_dispute_claws_the_pack_back_found_by_its_payment() {
                 pack: pack_id("cafe_luna"),
                 payment: pi.clone(),
                 paid: eur(299),
+                reversal: None,
+                processed: None,
             },
             &meta(),
             None,
@@ -501,8 +505,10 @@ async fn a_dispute_claws_the_pack_back_found_by_its_payment() {
         .unwrap();
     let out = t
         .hub
-        .clawback(&pi, ClawbackCause::Disputed, &meta())
+        .clawback(&pi, ClawbackCause::Disputed, &meta(), None)
         .await
+        .unwrap()
+        .fresh()
         .unwrap();
     assert_eq!(
         (out.user, out.energy_revoked, out.new_energy_balance),
@@ -510,8 +516,10 @@ async fn a_dispute_claws_the_pack_back_found_by_its_payment() {
     );
     let again = t
         .hub
-        .clawback(&pi, ClawbackCause::Disputed, &meta())
+        .clawback(&pi, ClawbackCause::Disputed, &meta(), None)
         .await
+        .unwrap()
+        .fresh()
         .unwrap();
     assert_eq!(again.energy_revoked, Energy::ZERO);
     let unknown = t
@@ -520,6 +528,7 @@ async fn a_dispute_claws_the_pack_back_found_by_its_payment() {
             &PaymentRef::parse("pi_x").unwrap(),
             ClawbackCause::Disputed,
             &meta(),
+            None,
         )
         .await;
     assert!(matches!(
@@ -542,7 +551,7 @@ async fn an_unlimited_user_consumes_without_decrement_and_cannot_buy_a_pack() {
     };
     assert!(
         t.hub
-            .change_subscription(&user("alice"), change.clone(), &meta())
+            .change_subscription(&user("alice"), change.clone(), &meta(), None)
             .await
             .unwrap()
     );
@@ -553,7 +562,7 @@ async fn an_unlimited_user_consumes_without_decrement_and_cannot_buy_a_pack() {
     };
     assert!(
         !t.hub
-            .change_subscription(&user("alice"), older, &meta())
+            .change_subscription(&user("alice"), older, &meta(), None)
             .await
             .unwrap()
     );

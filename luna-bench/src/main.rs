@@ -74,6 +74,7 @@ where
         + luna_ports::KeyStore
         + luna_ports::AccountStore
         + luna_ports::ThrottleStore
+        + luna_ports::BillingStore
         + 'static,
 {
     Arc::new(Hub::new(
@@ -81,7 +82,8 @@ where
             store: store.clone(),
             keys: store.clone(),
             accounts: store.clone(),
-            throttle: store,
+            throttle: store.clone(),
+            billing: store,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidIds),
             secrets: Arc::new(luna_server::runtime::OsSecrets),
@@ -228,6 +230,7 @@ async fn long_history(store: &dyn Store, u: &UserId, n: usize) {
                 events: &batch,
                 summary: &wallet.summary,
                 idempotency: None,
+                processed: None,
             })
             .await
             .expect("append history");

@@ -441,33 +441,13 @@ fn parse_cause(schema_version: i32, reason: &str) -> Result<RevocationCause, Cod
 
 /// The stored name of a subscription status.
 pub fn status_code(s: SubscriptionStatus) -> &'static str {
-    use SubscriptionStatus as S;
-    match s {
-        S::Active => "active",
-        S::Trialing => "trialing",
-        S::Incomplete => "incomplete",
-        S::IncompleteExpired => "incomplete_expired",
-        S::PastDue => "past_due",
-        S::Canceled => "canceled",
-        S::Unpaid => "unpaid",
-        S::Paused => "paused",
-    }
+    s.as_str()
 }
 
 /// A stored subscription status.
 pub fn parse_status(s: &str) -> Result<SubscriptionStatus, CodecError> {
-    use SubscriptionStatus as S;
-    Ok(match s {
-        "active" => S::Active,
-        "trialing" => S::Trialing,
-        "incomplete" => S::Incomplete,
-        "incomplete_expired" => S::IncompleteExpired,
-        "past_due" => S::PastDue,
-        "canceled" => S::Canceled,
-        "unpaid" => S::Unpaid,
-        "paused" => S::Paused,
-        _ => return Err(CodecError::Invalid(format!("subscription status {s}"))),
-    })
+    SubscriptionStatus::parse(s)
+        .ok_or_else(|| CodecError::Invalid(format!("subscription status {s}")))
 }
 
 /// Decodes a stored payload.

@@ -41,6 +41,17 @@ pub enum ClawbackCause {
     Disputed,
 }
 
+/// A reversal of a payment known when it is credited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reversal {
+    /// Refunded (cumulative amount) or disputed.
+    pub cause: ClawbackCause,
+    /// Id of the pack revocation row.
+    pub tx: TransactionId,
+    /// Id of the bonus revocation row.
+    pub bonus_tx: TransactionId,
+}
+
 /// What a client or the billing side asks of a user's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -112,6 +123,9 @@ pub enum Command {
         payment: PaymentRef,
         /// What was paid.
         paid: Money,
+        /// What the provider already reversed of the payment (a refund or dispute that arrived
+        /// before the credit), clawed back in the same decision.
+        reversal: Option<Reversal>,
     },
     /// Take back a refunded or disputed pack's energy.
     Clawback {
@@ -246,7 +260,14 @@ fn decide_open(
             pack,
             payment,
             paid,
-        } => credit_purchase(w, *tx, *bonus_tx, pack, payment, *paid, env)?,
+            reversal,
+        } => {
+            let mut kinds = credit_purchase(w, *tx, *bonus_tx, pack, payment, *paid, env)?;
+            if let Some(r) = reversal {
+                kinds.extend(reverse_on_credit(w, &kinds, payment, r, env)?);
+            }
+            kinds
+        }
         Command::Clawback {
             tx,
             bonus_tx,
@@ -514,6 +535,24 @@ fn credit_purchase(
         }));
     }
     Ok(kinds)
+}
+
+/// The clawback of a reversal known at credit time, decided on the wallet after the credit.
+fn reverse_on_credit(
+    w: &Wallet,
+    credited: &[EventKind],
+    payment: &PaymentRef,
+    r: &Reversal,
+    env: &Env<'_>,
+) -> Result<Vec<EventKind>, DomainError> {
+    let mut after = w.clone();
+    for kind in credited {
+        after.apply(&Event {
+            occurred_at: env.now,
+            kind: kind.clone(),
+        });
+    }
+    clawback(&after, r.tx, r.bonus_tx, payment, r.cause)
 }
 
 fn clawback(

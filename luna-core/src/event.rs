@@ -269,6 +269,37 @@ impl SubscriptionStatus {
             SubscriptionStatus::Active | SubscriptionStatus::Trialing
         )
     }
+
+    /// Every status.
+    pub const ALL: [SubscriptionStatus; 8] = [
+        SubscriptionStatus::Active,
+        SubscriptionStatus::Trialing,
+        SubscriptionStatus::Incomplete,
+        SubscriptionStatus::IncompleteExpired,
+        SubscriptionStatus::PastDue,
+        SubscriptionStatus::Canceled,
+        SubscriptionStatus::Unpaid,
+        SubscriptionStatus::Paused,
+    ];
+
+    /// Its name (`past_due`: the provider's, the store's and the wire's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::Trialing => "trialing",
+            SubscriptionStatus::Incomplete => "incomplete",
+            SubscriptionStatus::IncompleteExpired => "incomplete_expired",
+            SubscriptionStatus::PastDue => "past_due",
+            SubscriptionStatus::Canceled => "canceled",
+            SubscriptionStatus::Unpaid => "unpaid",
+            SubscriptionStatus::Paused => "paused",
+        }
+    }
+
+    /// A status from its name.
+    pub fn parse(name: &str) -> Option<SubscriptionStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
 }
 
 /// A subscription's new state, as reported by the provider.

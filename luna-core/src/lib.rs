@@ -35,7 +35,7 @@ pub use catalog::{
     PricedAction, UnknownAction,
 };
 pub use decide::{
-    ClawbackCause, Command, DomainError, Env, Shortfall, decide, ensure_not_unlimited,
+    ClawbackCause, Command, DomainError, Env, Reversal, Shortfall, decide, ensure_not_unlimited,
 };
 pub use event::{
     AccountOpened, AppEvent, AuditEvent, BonusGranted, EnergyConsumed, EnergyGranted,

@@ -456,6 +456,7 @@ fn a_succeeded_payment_is_credited_even_while_unlimited() {
             pack: pack("repas_luna"),
             payment: pi("pi_9"),
             paid: eur(999),
+            reversal: None,
         },
         2,
         Ok(vec![purchased(2, 5, "repas_luna", "pi_9", 100, 999).kind]),
@@ -976,6 +977,7 @@ fn credit(payment: &str, pack_id: &str, cents: u64) -> Command {
         pack: pack(pack_id),
         payment: pi(payment),
         paid: eur(cents),
+        reversal: None,
     }
 }
 
@@ -1037,6 +1039,7 @@ fn a_credit_must_match_the_catalogue_price_currency_and_kind() {
         pack: pack("cafe_luna"),
         payment: pi("pi_1"),
         paid: Money::new(Cents::new(299), Currency::parse("usd").unwrap()),
+        reversal: None,
     };
     check(&[opened(0)], usd, 1, Err(DomainError::CurrencyMismatch));
     check(

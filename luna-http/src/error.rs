@@ -6,8 +6,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use luna_app::{AppError, AuthError};
+use luna_app::{AppError, AuthError, BillingError};
 use luna_core::{DomainError, JsonPart};
+use luna_ports::WebhookError;
 use serde_json::{Value, json};
 
 /// An error answer: a status and a `detail` (string or object).
@@ -216,6 +217,38 @@ fn auth(e: &AuthError) -> ApiError {
     }
 }
 
+fn billing(e: &BillingError) -> ApiError {
+    use BillingError as B;
+    let msg = e.to_string();
+    match e {
+        B::NotConfigured | B::WebhookNotConfigured => {
+            ApiError::message(StatusCode::SERVICE_UNAVAILABLE, &msg)
+        }
+        B::Gateway(g) => {
+            ApiError::message(StatusCode::BAD_GATEWAY, "Payment provider error").caused_by(g)
+        }
+        B::PaymentNotFound | B::NoSubscription => ApiError::message(StatusCode::NOT_FOUND, &msg),
+        B::OtherUser => ApiError::forbidden(),
+        B::NotCompleted(_) => ApiError::message(StatusCode::CONFLICT, &msg),
+        B::PackMismatch => ApiError::rule(StatusCode::UNPROCESSABLE_ENTITY, "pack_mismatch", &msg),
+        B::ReturnUrl(field) => {
+            ApiError::validation(&["body", field], &msg, "value_error.url.origin")
+        }
+        B::UnknownPlan => ApiError::validation(&["body", "plan"], &msg, "value_error.plan"),
+    }
+}
+
+fn webhook(e: &WebhookError) -> ApiError {
+    match e {
+        WebhookError::InvalidSignature => {
+            ApiError::message(StatusCode::BAD_REQUEST, "Invalid signature")
+        }
+        WebhookError::Unreadable(why) => {
+            ApiError::message(StatusCode::BAD_REQUEST, "Unreadable event").caused_by(why)
+        }
+    }
+}
+
 impl From<&AppError> for ApiError {
     fn from(e: &AppError) -> ApiError {
         match e {
@@ -224,6 +257,8 @@ impl From<&AppError> for ApiError {
                 ApiError::message(StatusCode::BAD_REQUEST, &a.to_string())
             }
             AppError::Auth(a) => auth(a),
+            AppError::Billing(b) => billing(b),
+            AppError::Webhook(w) => webhook(w),
             AppError::IdempotencyKeyReused => ApiError::rule(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

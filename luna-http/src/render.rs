@@ -105,6 +105,9 @@ pub fn respond<T>(
     match reply {
         Ok(Reply::Replayed(stored)) => replayed(stored),
         Ok(Reply::Fresh(t)) => render(&Ok(t)).into_response(),
+        Ok(Reply::Duplicate) => {
+            ApiError::message(StatusCode::CONFLICT, "Already processed").into_response()
+        }
         Err(e) => render(&Err(e)).into_response(),
     }
 }

@@ -153,17 +153,7 @@ pub fn revocation_reason(c: RevocationCause) -> &'static str {
 
 /// A subscription status on the wire.
 pub fn subscription_status(s: SubscriptionStatus) -> &'static str {
-    use SubscriptionStatus as S;
-    match s {
-        S::Active => "active",
-        S::Trialing => "trialing",
-        S::Incomplete => "incomplete",
-        S::IncompleteExpired => "incomplete_expired",
-        S::PastDue => "past_due",
-        S::Canceled => "canceled",
-        S::Unpaid => "unpaid",
-        S::Paused => "paused",
-    }
+    s.as_str()
 }
 
 /// A history row's `reason`.

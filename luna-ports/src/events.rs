@@ -121,6 +121,9 @@ pub struct AppendBatch<'a> {
     pub summary: &'a Summary,
     /// A record to keep with the effect.
     pub idempotency: Option<PendingIdempotency<'a>>,
+    /// The provider event this append applies, marked processed in the same transaction (a
+    /// taken mark is a `Conflict`).
+    pub processed: Option<&'a str>,
 }
 
 /// The result of an append.

@@ -23,7 +23,9 @@ pub use events::{
 pub use idempotency::{IdempotencyRecord, IdempotencyStore, StoredResponse};
 pub use keys::{KeyStore, Scope, ServiceKey};
 pub use payment::{
-    CheckoutRequest, CheckoutSession, CreateIntent, GatewayError, PaymentGateway, PaymentIntentView,
+    BillingStore, ChargeView, CheckoutView, EventVerifier, GatewayError, NewCheckout, NewPayment,
+    OpenCheckout, PaymentGateway, PaymentPage, PaymentView, PriceView, ProviderChange,
+    ProviderEvent, Return, SubscriptionView, UnmatchedPayment, WebhookError,
 };
 pub use runtime::{Clock, IdGenerator, SecretSource};
 

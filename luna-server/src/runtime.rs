@@ -7,7 +7,9 @@ use luna_adapters_postgres::PgStore;
 use luna_adapters_sqlite::{Durability, SqliteStore};
 use luna_app::{Hub, Ports};
 use luna_core::{Catalog, Energy, Id, Policy, Timestamp};
-use luna_ports::{AccountStore, Clock, IdGenerator, KeyStore, SecretSource, Store, ThrottleStore};
+use luna_ports::{
+    AccountStore, BillingStore, Clock, IdGenerator, KeyStore, SecretSource, Store, ThrottleStore,
+};
 
 use crate::config::Config;
 
@@ -55,15 +57,21 @@ pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,
     /// Attempt counters.
     pub throttle: Arc<dyn ThrottleStore>,
+    /// Billing records.
+    pub billing: Arc<dyn BillingStore>,
 }
 
 impl Stores {
-    fn of<S: Store + KeyStore + AccountStore + ThrottleStore + 'static>(s: Arc<S>) -> Stores {
+    fn of<S>(s: Arc<S>) -> Stores
+    where
+        S: Store + KeyStore + AccountStore + ThrottleStore + BillingStore + 'static,
+    {
         Stores {
             store: s.clone(),
             keys: s.clone(),
             accounts: s.clone(),
-            throttle: s,
+            throttle: s.clone(),
+            billing: s,
         }
     }
 
@@ -74,6 +82,7 @@ impl Stores {
             keys: self.keys.clone(),
             accounts: self.accounts.clone(),
             throttle: self.throttle.clone(),
+            billing: self.billing.clone(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidIds),
             secrets: Arc::new(OsSecrets),

@@ -132,6 +132,7 @@ pub async fn append_on<S: Store + ?Sized>(
             events: &new,
             summary: &summary,
             idempotency: None,
+            processed: None,
         })
         .await
         .map(|a| a.receipts)
@@ -448,6 +449,7 @@ pub async fn an_idempotency_record_is_written_with_its_append<S: Store + ?Sized>
                     })
                 }),
             }),
+            processed: None,
         })
         .await
         .expect("append");
@@ -506,6 +508,7 @@ pub async fn a_taken_idempotency_key_fails_the_whole_append<S: Store + ?Sized>(s
                     })
                 }),
             }),
+            processed: None,
         })
         .await
         .expect_err("taken key");

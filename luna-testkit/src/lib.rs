@@ -24,13 +24,15 @@ where
         + luna_ports::KeyStore
         + luna_ports::AccountStore
         + luna_ports::ThrottleStore
+        + luna_ports::BillingStore
         + 'static,
 {
     luna_app::Ports {
         store: store.clone(),
         keys: store.clone(),
         accounts: store.clone(),
-        throttle: store,
+        throttle: store.clone(),
+        billing: store,
         clock,
         ids: ids.clone(),
         secrets: ids,

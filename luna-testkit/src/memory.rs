@@ -27,6 +27,7 @@ struct Inner {
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     keys: Vec<(ServiceKey, String)>,
     accounts: AccountsInner,
+    billing: BillingInner,
     down: bool,
 }
 
@@ -73,28 +74,43 @@ impl MemoryStore {
     }
 }
 
+/// The refusals of an append (version, emptiness, a processed provider event, a used key);
+/// the stream's current version otherwise.
+fn check_append(g: &Inner, batch: &AppendBatch<'_>) -> Result<u64, StoreError> {
+    let current = g
+        .streams
+        .get(&batch.stream)
+        .map_or(0, |s| s.positions.len() as u64);
+    if current != batch.expected_version {
+        return Err(StoreError::Conflict);
+    }
+    if batch.events.is_empty() {
+        return Err(StoreError::backend(std::io::Error::other("empty append")));
+    }
+    if let Some(event_id) = batch.processed {
+        if g.billing
+            .processed
+            .contains(&(batch.stream.clone(), event_id.to_owned()))
+        {
+            return Err(StoreError::Conflict);
+        }
+    }
+    if let Some(p) = &batch.idempotency {
+        if g.idempotency
+            .contains_key(&(p.scope.clone(), p.key.clone()))
+        {
+            return Err(StoreError::Conflict);
+        }
+    }
+    Ok(current)
+}
+
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn append(&self, batch: AppendBatch<'_>) -> Result<Appended, StoreError> {
         let now = self.clock.now();
         let mut g = self.guard()?;
-        let current = g
-            .streams
-            .get(&batch.stream)
-            .map_or(0, |s| s.positions.len() as u64);
-        if current != batch.expected_version {
-            return Err(StoreError::Conflict);
-        }
-        if batch.events.is_empty() {
-            return Err(StoreError::backend(std::io::Error::other("empty append")));
-        }
-        if let Some(p) = &batch.idempotency {
-            if g.idempotency
-                .contains_key(&(p.scope.clone(), p.key.clone()))
-            {
-                return Err(StoreError::Conflict);
-            }
-        }
+        let current = check_append(&g, &batch)?;
         let first = g.events.len();
         let receipts: Vec<Receipt> = batch
             .events
@@ -143,6 +159,11 @@ impl EventStore for MemoryStore {
             }
         }
         g.streams.entry(batch.stream.clone()).or_default().summary = batch.summary.clone();
+        if let Some(event_id) = batch.processed {
+            g.billing
+                .processed
+                .insert((batch.stream.clone(), event_id.to_owned()));
+        }
         if let Some(r) = record {
             g.idempotency.insert((r.stream.clone(), r.key.clone()), r);
         }
@@ -513,5 +534,89 @@ impl luna_ports::ThrottleStore for MemoryStore {
         let n = g.accounts.throttle.len();
         g.accounts.throttle.retain(|_, (_, exp)| *exp > now);
         Ok((n - g.accounts.throttle.len()) as u64)
+    }
+}
+
+/// Billing records, in memory.
+#[derive(Default)]
+pub(crate) struct BillingInner {
+    customers: BTreeMap<UserId, String>,
+    customer_users: HashMap<String, UserId>,
+    processed: std::collections::HashSet<(UserId, String)>,
+    checkouts: BTreeMap<UserId, luna_ports::OpenCheckout>,
+    unmatched: BTreeMap<String, luna_ports::UnmatchedPayment>,
+}
+
+#[async_trait]
+impl luna_ports::BillingStore for MemoryStore {
+    async fn customer_of(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        Ok(self.guard()?.billing.customers.get(user).cloned())
+    }
+
+    async fn user_of_customer(&self, customer: &str) -> Result<Option<UserId>, StoreError> {
+        Ok(self.guard()?.billing.customer_users.get(customer).cloned())
+    }
+
+    async fn link_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        g.billing
+            .customers
+            .entry(user.clone())
+            .or_insert_with(|| customer.to_owned());
+        g.billing
+            .customer_users
+            .entry(customer.to_owned())
+            .or_insert_with(|| user.clone());
+        Ok(())
+    }
+
+    async fn is_processed(&self, user: &UserId, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .guard()?
+            .billing
+            .processed
+            .contains(&(user.clone(), event_id.to_owned())))
+    }
+
+    async fn open_checkout(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<luna_ports::OpenCheckout>, StoreError> {
+        Ok(self.guard()?.billing.checkouts.get(user).cloned())
+    }
+
+    async fn keep_checkout(
+        &self,
+        user: &UserId,
+        c: &luna_ports::OpenCheckout,
+    ) -> Result<(), StoreError> {
+        self.guard()?
+            .billing
+            .checkouts
+            .insert(user.clone(), c.clone());
+        Ok(())
+    }
+
+    async fn record_unmatched(&self, u: &luna_ports::UnmatchedPayment) -> Result<(), StoreError> {
+        self.guard()?
+            .billing
+            .unmatched
+            .entry(u.payment.to_string())
+            .or_insert_with(|| u.clone());
+        Ok(())
+    }
+
+    async fn unmatched_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<luna_ports::UnmatchedPayment>, StoreError> {
+        Ok(self
+            .guard()?
+            .billing
+            .unmatched
+            .values()
+            .filter(|u| u.seen_at >= since)
+            .cloned()
+            .collect())
     }
 }

@@ -92,6 +92,7 @@ async fn replay(
             assert_eq!(&r, first, "a replay differs from the first answer");
         }
         Reply::Fresh(o) => panic!("a repeated key applied again: {o:?}"),
+        Reply::Duplicate => panic!("no provider event was given"),
     }
 }
 

@@ -214,6 +214,7 @@ impl Sim {
                     pack: pack.id.clone(),
                     payment: PaymentRef::parse(&format!("pi_{k}")).expect("valid"),
                     paid: pack.price,
+                    reversal: None,
                 }
             }
             Op::Clawback(k, cents) => Command::Clawback {

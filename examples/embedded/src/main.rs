@@ -103,6 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pack: PackId::parse("cafe_luna")?,
         payment: PaymentRef::parse("pi_example")?,
         paid: cafe.price,
+        reversal: None,
     };
     account.run(&catalog, &policy, now, &credit)?;
     account.run(&catalog, &policy, now, &cmd)?;

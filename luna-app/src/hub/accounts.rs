@@ -157,6 +157,7 @@ impl Hub {
             command: &command,
             meta: &meta,
             idem: None,
+            processed: None,
         };
         self.engine
             .run(run, &|_: &Decided<'_>| Ok(()))

@@ -3,21 +3,22 @@
 //! here (issue "Billing with Stripe").
 
 use luna_core::{
-    ClawbackCause, Command, DomainError, Energy, EntityRef, EventKind, PaymentRef,
+    ClawbackCause, Command, DomainError, Energy, EntityRef, EventKind, PaymentRef, Reversal,
     SubscriptionChanged, UserId, Wallet, ensure_not_unlimited,
 };
 use luna_ports::EventMetadata;
 
-use super::{CreditRequest, Hub, unwrap_fresh};
+use super::{CreditRequest, Hub};
 use crate::engine::{Decided, Idempotency, Reply, Run};
 use crate::error::AppError;
 use crate::outcome::{ClawbackOutcome, CreditStatus, PurchaseOutcome};
 
 impl Hub {
-    /// Refuses a one-off pack or a new subscription while Unlimited (before payment).
+    /// Refuses a one-off pack or a new subscription while Unlimited (before payment),
+    /// decided on the stream's current version.
     pub async fn ensure_can_buy(&self, user: &UserId) -> Result<(), AppError> {
-        let loaded = self.store.load(user, &[]).await?;
-        let wallet = Wallet::restore(loaded.summary, []);
+        let summary = self.engine.current_summary(user).await?;
+        let wallet = Wallet::restore(summary, []);
         ensure_not_unlimited(&wallet, self.clock.now()).map_err(AppError::from)
     }
 
@@ -34,6 +35,11 @@ impl Hub {
             pack: req.pack.clone(),
             payment: req.payment.clone(),
             paid: req.paid,
+            reversal: req.reversal.map(|cause| Reversal {
+                cause,
+                tx: self.ids.next_id(),
+                bonus_tx: self.ids.next_id(),
+            }),
         };
         let outcome = |d: &Decided<'_>| purchase_outcome(d, &req);
         let run = Run {
@@ -42,17 +48,20 @@ impl Hub {
             command: &command,
             meta,
             idem,
+            processed: req.processed.as_deref(),
         };
         self.engine.run(run, &outcome).await
     }
 
-    /// Takes back a refunded or disputed pack's energy. Finds the user by the payment.
+    /// Takes back a refunded or disputed pack's energy. Finds the user by the payment;
+    /// `processed` marks the provider event applied with the append.
     pub async fn clawback(
         &self,
         payment: &PaymentRef,
         cause: ClawbackCause,
         meta: &EventMetadata,
-    ) -> Result<ClawbackOutcome, AppError> {
+        processed: Option<&str>,
+    ) -> Result<Reply<ClawbackOutcome>, AppError> {
         let entity = EntityRef::Payment(payment.clone());
         let user = self
             .store
@@ -88,8 +97,9 @@ impl Hub {
             command: &command,
             meta,
             idem: None,
+            processed,
         };
-        self.engine.run(run, &outcome).await.map(unwrap_fresh)
+        self.engine.run(run, &outcome).await
     }
 
     /// Records a subscription's new state (ignored if older than the last applied one).
@@ -99,6 +109,7 @@ impl Hub {
         user: &UserId,
         change: SubscriptionChanged,
         meta: &EventMetadata,
+        processed: Option<&str>,
     ) -> Result<bool, AppError> {
         let outcome = |d: &Decided<'_>| {
             Ok(!d
@@ -113,8 +124,12 @@ impl Hub {
             command: &command,
             meta,
             idem: None,
+            processed,
         };
-        self.engine.run(run, &outcome).await.map(unwrap_fresh)
+        match self.engine.run(run, &outcome).await? {
+            Reply::Fresh(applied) => Ok(applied),
+            Reply::Replayed(_) | Reply::Duplicate => Ok(false),
+        }
     }
 }
 
@@ -125,12 +140,16 @@ fn purchase_outcome(d: &Decided<'_>, req: &CreditRequest) -> Result<PurchaseOutc
         .get(&req.payment)
         .ok_or(DomainError::PurchaseNotFound)?;
     let purchase_tx = p.tx;
+    let credited_now = d
+        .new_events
+        .iter()
+        .any(|e| matches!(&e.event.kind, EventKind::PackPurchased(x) if x.tx == purchase_tx));
     Ok(PurchaseOutcome {
         user: req.user.clone(),
-        status: if d.new_events.is_empty() {
-            CreditStatus::AlreadyCredited
-        } else {
+        status: if credited_now {
             CreditStatus::Credited
+        } else {
+            CreditStatus::AlreadyCredited
         },
         purchase_id: p.tx,
         event_id: d

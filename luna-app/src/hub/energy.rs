@@ -32,6 +32,7 @@ impl Hub {
             command: &Command::Open,
             meta,
             idem: None,
+            processed: None,
         };
         self.engine.run(run, &outcome).await.map(unwrap_fresh)
     }
@@ -56,6 +57,7 @@ impl Hub {
             command: &Command::Open,
             meta,
             idem: None,
+            processed: None,
         };
         self.engine.run(run, &outcome).await.map(unwrap_fresh)
     }
@@ -84,6 +86,7 @@ impl Hub {
             command: &command,
             meta,
             idem,
+            processed: None,
         };
         self.engine.run(run, &outcome).await
     }
@@ -123,6 +126,7 @@ impl Hub {
             command: &command,
             meta,
             idem,
+            processed: None,
         };
         self.engine.run(run, &outcome).await
     }
@@ -168,6 +172,7 @@ impl Hub {
             command: &command,
             meta,
             idem,
+            processed: None,
         };
         self.engine.run(run, &outcome).await
     }
@@ -191,6 +196,7 @@ impl Hub {
             command: &Command::Release { tx: reservation },
             meta,
             idem,
+            processed: None,
         };
         self.engine.run(run, &outcome).await
     }
@@ -231,6 +237,7 @@ impl Hub {
             command: &command,
             meta,
             idem,
+            processed: None,
         };
         self.engine.run(run, &outcome).await
     }
@@ -264,6 +271,7 @@ impl Hub {
             command: &command,
             meta,
             idem,
+            processed: None,
         };
         self.engine.run(run, &outcome).await
     }

@@ -39,6 +39,7 @@ impl Hub {
             command: &command,
             meta,
             idem,
+            processed: None,
         };
         self.engine.run(run, &outcome).await
     }

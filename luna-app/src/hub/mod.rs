@@ -9,6 +9,8 @@ mod energy;
 mod events;
 mod history;
 mod keys;
+mod payments;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -16,7 +18,10 @@ use luna_core::{
     Catalog, Context, Energy, Id, Money, PackId, PaymentRef, Policy, PricedAction, Timestamp,
     UserId,
 };
-use luna_ports::{AccountStore, Clock, IdGenerator, KeyStore, SecretSource, Store, ThrottleStore};
+use luna_ports::{
+    AccountStore, BillingStore, Clock, EventVerifier, IdGenerator, KeyStore, PaymentGateway,
+    SecretSource, Store, ThrottleStore,
+};
 
 use crate::auth::{Passwords, Tokens};
 use crate::engine::{Engine, EngineStats, Reply};
@@ -25,10 +30,15 @@ use crate::keycache::KeyCache;
 
 pub use accounts::{Client, Profile, TokenPair};
 pub use keys::{SERVICE_KEY_PREFIX, hash_secret};
+pub use payments::{BillingError, BillingSettings, CreditResult, IntentOutcome, allowed_return};
+pub use webhooks::{PurchaseHistory, PurchaseLine, ReconcileReport, WebhookOutcome};
 
 /// Password hashes computed at once (each takes ~19 MiB and most of a core for tens of ms);
 /// a login flood queues here instead of starving energy calls.
 const HASH_SLOTS: usize = 2;
+
+/// The most purchases a history reads for its totals.
+const MAX_PURCHASES: usize = 10_000;
 
 /// The largest page a list returns.
 pub const MAX_PAGE: usize = 200;
@@ -46,6 +56,8 @@ pub struct Ports {
     pub accounts: Arc<dyn AccountStore>,
     /// Attempt counters.
     pub throttle: Arc<dyn ThrottleStore>,
+    /// Billing records.
+    pub billing: Arc<dyn BillingStore>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// Fresh ids.
@@ -64,6 +76,10 @@ pub struct Hub {
     throttle: Arc<dyn ThrottleStore>,
     passwords: Passwords,
     tokens: std::sync::OnceLock<Tokens>,
+    billing: Arc<dyn BillingStore>,
+    gateway: Option<Arc<dyn PaymentGateway>>,
+    verifier: Option<Arc<dyn EventVerifier>>,
+    billing_settings: BillingSettings,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     secrets: Arc<dyn SecretSource>,
@@ -121,6 +137,10 @@ pub struct CreditRequest {
     pub payment: PaymentRef,
     /// What was paid.
     pub paid: Money,
+    /// What the provider reversed already (clawed back in the same append).
+    pub reversal: Option<luna_core::ClawbackCause>,
+    /// The provider event being applied, if any (marked processed with the append).
+    pub processed: Option<String>,
 }
 
 impl Hub {
@@ -129,6 +149,7 @@ impl Hub {
         Hub {
             engine: Engine::new(
                 ports.store.clone(),
+                ports.billing.clone(),
                 ports.clock.clone(),
                 ports.ids.clone(),
                 catalog.clone(),
@@ -145,12 +166,37 @@ impl Hub {
                 salt
             }),
             tokens: std::sync::OnceLock::new(),
+            billing: ports.billing,
+            gateway: None,
+            verifier: None,
+            billing_settings: BillingSettings::default(),
             clock: ports.clock,
             ids: ports.ids,
             secrets: ports.secrets,
             catalog,
             policy,
         }
+    }
+
+    /// Configures billing: its settings, the payment provider (`None`: no secret key, billing
+    /// writes answer 503) and the notification verifier (`None`: no signing secret, webhooks
+    /// answer 503).
+    #[must_use]
+    pub fn with_billing(
+        mut self,
+        settings: BillingSettings,
+        gateway: Option<Arc<dyn PaymentGateway>>,
+        verifier: Option<Arc<dyn EventVerifier>>,
+    ) -> Hub {
+        self.billing_settings = settings;
+        self.gateway = gateway;
+        self.verifier = verifier;
+        self
+    }
+
+    /// Whether billing is configured (a provider key is set).
+    pub fn billing_configured(&self) -> bool {
+        self.gateway.is_some()
     }
 
     /// The catalogue.
@@ -195,7 +241,9 @@ impl Hub {
 fn unwrap_fresh<T>(r: Reply<T>) -> T {
     match r {
         Reply::Fresh(t) => t,
-        // Only commands run without an idempotency key come here, and those never replay.
-        Reply::Replayed(_) => unreachable!("no idempotency key, no replay"),
+        // Only commands run without an idempotency key or a provider event come here.
+        Reply::Replayed(_) | Reply::Duplicate => {
+            unreachable!("no idempotency key and no provider event: no replay")
+        }
     }
 }
