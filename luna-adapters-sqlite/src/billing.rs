@@ -86,20 +86,26 @@ impl BillingStore for SqliteStore {
         .transpose()
     }
 
-    async fn keep_checkout(&self, user: &UserId, c: &OpenCheckout) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO billing_checkout (stream_id, checkout_id, url, expires_at_ms) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (stream_id) DO UPDATE SET checkout_id = excluded.checkout_id, \
-             url = excluded.url, expires_at_ms = excluded.expires_at_ms",
-        )
-        .bind(user.as_str())
-        .bind(&c.id)
-        .bind(&c.url)
-        .bind(c.expires_at.millis())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+    async fn keep_checkout(
+        &self,
+        user: &UserId,
+        previous: Option<&str>,
+        c: &OpenCheckout,
+    ) -> Result<bool, StoreError> {
+        let query = match previous {
+            None => sqlx::query("INSERT INTO billing_checkout (stream_id, checkout_id, url, expires_at_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (stream_id) DO NOTHING"),
+            Some(prev) => sqlx::query("UPDATE billing_checkout SET checkout_id = ?3, url = ?4, expires_at_ms = ?5 WHERE stream_id = ?2 AND checkout_id = ?1").bind(prev),
+        };
+        // Parameters bind in order: the update's previous id is its first.
+        let done = query
+            .bind(user.as_str())
+            .bind(&c.id)
+            .bind(&c.url)
+            .bind(c.expires_at.millis())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn record_unmatched(&self, u: &UnmatchedPayment) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@
 )]
 
 pub mod auth;
+pub mod billing;
 pub mod energy;
 pub mod errors;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod hub_events;
 pub mod ops;
 
 pub use auth::*;
+pub use billing::*;
 pub use energy::*;
 pub use errors::*;
 pub use events::*;

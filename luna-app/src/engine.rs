@@ -224,8 +224,9 @@ impl Engine {
         }
     }
 
-    /// The answer kept under a key, in the principal's scope.
-    async fn replay<T>(
+    /// The answer kept under a key, in the principal's scope (a key reused with another
+    /// request → `IdempotencyKeyReused`).
+    pub async fn replay<T>(
         &self,
         idem: Option<&Idempotency<T>>,
     ) -> Result<Option<StoredResponse>, AppError> {
@@ -274,6 +275,20 @@ impl Engine {
             Some(winner) => Ok(Reply::Replayed(winner)),
             None => result.map(Reply::Fresh),
         }
+    }
+
+    /// Runs a use case that appends nothing (or whose effect is elsewhere, at the payment
+    /// provider) under an idempotency key: the kept answer if there is one, else the effect
+    /// and its answer kept (a concurrent duplicate gets the first one kept).
+    pub async fn answered<T>(
+        &self,
+        idem: Option<&Idempotency<T>>,
+        effect: impl std::future::Future<Output = Result<T, AppError>>,
+    ) -> Result<Reply<T>, AppError> {
+        if let Some(r) = self.replay(idem).await? {
+            return Ok(Reply::Replayed(r));
+        }
+        self.finish(idem, effect.await).await
     }
 
     /// Keeps an answer given before the use case ran (the request itself was refused: a bad

@@ -20,8 +20,8 @@ pub use error::AppError;
 pub use hub::{
     BillingError, BillingSettings, Client, ConsumeRequest, CreditRequest, CreditResult,
     DEFAULT_PAGE, Hub, IntentOutcome, MAX_PAGE, Ports, Profile, PurchaseHistory, PurchaseLine,
-    ReconcileReport, RefundRequest, ReserveRequest, SERVICE_KEY_PREFIX, TokenPair, WebhookOutcome,
-    allowed_return, hash_secret,
+    ReconcileReport, RefundRequest, ReserveRequest, ReturnUrls, SERVICE_KEY_PREFIX, TokenPair,
+    WebhookOutcome, allowed_return, hash_secret,
 };
 pub use keycache::{KEY_CACHE_MAX, KEY_CACHE_TTL};
 pub use outcome::{

@@ -80,6 +80,22 @@ impl Body {
     }
 }
 
+/// A body as received, bytes untouched (the webhook's signature is over these), within the
+/// route's limit (else 413).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let limit = crate::limits::body_limit(req.uri().path());
+        axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map(RawBody)
+            .map_err(|_| ApiError::body_too_large())
+    }
+}
+
 /// A JSON body that passed the structural checks: its bytes and canonical text.
 pub struct JsonBody {
     bytes: axum::body::Bytes,

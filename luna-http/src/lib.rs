@@ -66,6 +66,7 @@ pub struct AppState {
         (name = "energy", description = "Balances, consumes, holds, refunds, history"),
         (name = "events", description = "App events and the Capital Narratif"),
         (name = "auth", description = "Accounts, tokens and sessions"),
+        (name = "billing", description = "Packs, payments and Luna Unlimited through Stripe"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -90,7 +91,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API's routes and their OpenAPI description, from the same handler list.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{admin, auth, balance, events, history, holds, narrative, ops, refunds};
+    use routes::{admin, auth, balance, billing, events, history, holds, narrative, ops, refunds};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(balance::check))
         .routes(routes!(balance::can_perform))
@@ -116,6 +117,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::delete_session))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::logout_all))
+        .routes(routes!(billing::packs))
+        .routes(routes!(billing::create_intent))
+        .routes(routes!(billing::confirm_payment))
+        .routes(routes!(billing::purchase))
+        .routes(routes!(billing::create_subscription))
+        .routes(routes!(billing::cancel_subscription))
+        .routes(routes!(billing::webhook))
+        .routes(routes!(billing::history))
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))

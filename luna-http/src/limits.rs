@@ -20,7 +20,16 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// Longest client `X-Request-ID` kept (else a fresh one is generated).
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// Largest webhook body (Stripe's events can be large; spec §6: 1 MiB on that route only).
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
+/// The route that takes webhook bodies.
+pub const WEBHOOK_PATH: &str = "/billing/webhook";
+
 /// The largest body a route accepts.
-pub fn body_limit(_path: &str) -> usize {
-    MAX_BODY_BYTES
+pub fn body_limit(path: &str) -> usize {
+    if path == WEBHOOK_PATH {
+        MAX_WEBHOOK_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
 }

@@ -349,8 +349,15 @@ pub trait BillingStore: Send + Sync {
     /// The user's open subscription checkout, if any.
     async fn open_checkout(&self, user: &UserId) -> Result<Option<OpenCheckout>, StoreError>;
 
-    /// Keeps (replacing) the user's open subscription checkout.
-    async fn keep_checkout(&self, user: &UserId, c: &OpenCheckout) -> Result<(), StoreError>;
+    /// Keeps the user's open subscription checkout if the one kept is still `previous` (none,
+    /// or that id): a compare-and-set, so of two instances opening a checkout at once one is
+    /// kept and both hand out that one. Returns whether `c` was kept.
+    async fn keep_checkout(
+        &self,
+        user: &UserId,
+        previous: Option<&str>,
+        c: &OpenCheckout,
+    ) -> Result<bool, StoreError>;
 
     /// Records an unmatched payment (a repeat is a no-op).
     async fn record_unmatched(&self, u: &UnmatchedPayment) -> Result<(), StoreError>;

@@ -47,15 +47,44 @@ pub struct Settings {
     /// Comma-separated addresses/CIDRs whose `X-Forwarded-For` is believed.
     #[arg(long, env = "LUNA_TRUSTED_PROXIES", global = true)]
     pub trusted_proxies: Option<String>,
+    /// Stripe secret key (unset: billing writes answer 503).
+    #[arg(
+        long,
+        env = "LUNA_STRIPE_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe webhook endpoint secret (unset: the webhook answers 503).
+    #[arg(
+        long,
+        env = "LUNA_STRIPE_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe base URL.
+    #[arg(long, env = "LUNA_STRIPE_API_BASE", global = true)]
+    pub stripe_api_base: Option<String>,
+    /// Stripe price id of Luna Unlimited.
+    #[arg(long, env = "LUNA_STRIPE_PRICE_UNLIMITED", global = true)]
+    pub stripe_price_unlimited: Option<String>,
+    /// Checkout success page.
+    #[arg(long, env = "LUNA_CHECKOUT_SUCCESS_URL", global = true)]
+    pub checkout_success_url: Option<String>,
+    /// Checkout cancel page.
+    #[arg(long, env = "LUNA_CHECKOUT_CANCEL_URL", global = true)]
+    pub checkout_cancel_url: Option<String>,
+    /// The hub's external base URL.
+    #[arg(long, env = "LUNA_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// The origin of Stripe's hosted Checkout (the web pages' CSP allows it).
+    #[arg(long, env = "LUNA_STRIPE_CHECKOUT_ORIGIN", global = true)]
+    pub stripe_checkout_origin: Option<String>,
 }
 
-/// The same settings read from `luna.toml`. The Stripe settings are accepted (so a complete
-/// `luna.toml` loads) but only read once billing lands.
-#[allow(
-    dead_code,
-    reason = "billing settings are parsed now, used by the billing issue"
-)]
-#[derive(Deserialize, Debug, Default)]
+/// The same settings read from `luna.toml`.
+#[derive(Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     database_url: Option<String>,
@@ -73,6 +102,8 @@ struct FileSettings {
     stripe_price_unlimited: Option<String>,
     checkout_success_url: Option<String>,
     checkout_cancel_url: Option<String>,
+    public_url: Option<String>,
+    stripe_checkout_origin: Option<String>,
 }
 
 /// Development or production.
@@ -115,6 +146,39 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// Stripe.
+    pub stripe: StripeSettings,
+    /// The hub's external base URL.
+    pub public_url: String,
+}
+
+/// The default Stripe base URL.
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+/// The default Checkout success page.
+pub const DEFAULT_SUCCESS_URL: &str =
+    "http://localhost:3000/billing/success?session_id={CHECKOUT_SESSION_ID}";
+/// The default Checkout cancel page.
+pub const DEFAULT_CANCEL_URL: &str = "http://localhost:3000/billing/cancel";
+/// The default hosted Checkout origin.
+pub const DEFAULT_CHECKOUT_ORIGIN: &str = "https://checkout.stripe.com";
+
+/// Stripe's settings.
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    /// Secret key (`None`: billing disabled).
+    pub secret_key: Option<Secret>,
+    /// Webhook endpoint secret (`None`: the webhook answers 503).
+    pub webhook_secret: Option<Secret>,
+    /// Base URL.
+    pub api_base: String,
+    /// Price id of Luna Unlimited.
+    pub price_unlimited: Option<String>,
+    /// Checkout success page.
+    pub success_url: String,
+    /// Checkout cancel page.
+    pub cancel_url: String,
+    /// Hosted Checkout's origin.
+    pub checkout_origin: String,
 }
 
 /// A secret that never prints.
@@ -138,6 +202,7 @@ impl Config {
     /// Resolves flags/environment over the file over the defaults.
     pub fn resolve(s: &Settings) -> anyhow::Result<Config> {
         let file = read_file(s)?;
+        let stripe_file = file.clone();
         let environment = environment(s.environment.clone().or(file.env).as_deref())?;
         let bind_text = s
             .bind
@@ -180,8 +245,61 @@ impl Config {
                     .or(file.trusted_proxies)
                     .unwrap_or_default(),
             ),
+            public_url: s
+                .public_url
+                .clone()
+                .or(file.public_url)
+                .unwrap_or_else(|| format!("http://{bind}"))
+                .trim_end_matches('/')
+                .to_owned(),
+            stripe: StripeSettings::resolve(s, stripe_file),
         })
     }
+}
+
+impl StripeSettings {
+    fn resolve(s: &Settings, file: FileSettings) -> StripeSettings {
+        StripeSettings {
+            secret_key: nonempty(s.stripe_secret_key.clone().or(file.stripe_secret_key))
+                .map(Secret),
+            webhook_secret: nonempty(
+                s.stripe_webhook_secret
+                    .clone()
+                    .or(file.stripe_webhook_secret),
+            )
+            .map(Secret),
+            api_base: s
+                .stripe_api_base
+                .clone()
+                .or(file.stripe_api_base)
+                .unwrap_or_else(|| DEFAULT_STRIPE_API_BASE.to_owned()),
+            price_unlimited: nonempty(
+                s.stripe_price_unlimited
+                    .clone()
+                    .or(file.stripe_price_unlimited),
+            ),
+            success_url: s
+                .checkout_success_url
+                .clone()
+                .or(file.checkout_success_url)
+                .unwrap_or_else(|| DEFAULT_SUCCESS_URL.to_owned()),
+            cancel_url: s
+                .checkout_cancel_url
+                .clone()
+                .or(file.checkout_cancel_url)
+                .unwrap_or_else(|| DEFAULT_CANCEL_URL.to_owned()),
+            checkout_origin: s
+                .stripe_checkout_origin
+                .clone()
+                .or(file.stripe_checkout_origin)
+                .unwrap_or_else(|| DEFAULT_CHECKOUT_ORIGIN.to_owned()),
+        }
+    }
+}
+
+/// An empty setting is an unset one (`LUNA_STRIPE_SECRET_KEY=` disables billing).
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
 }
 
 /// `luna.toml` (or the file named by `--config`), when there is one.

@@ -40,6 +40,23 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Check the Stripe configuration, reconcile payments.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Check the key, the Unlimited price and the webhook secret (non-zero exit on a problem).
+    Check,
+    /// Credit, exactly once, every succeeded payment of ours that no path credited.
+    Reconcile {
+        /// Payments created since (RFC 3339 or unix seconds).
+        #[arg(long)]
+        since: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -115,11 +132,48 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stores = runtime::open_stores(&config.database_url).await?;
             return users(command, &runtime::hub(&config, &stores)?).await;
         }
+        Command::Billing { command } => {
+            let stores = runtime::open_stores(&config.database_url).await?;
+            return billing(command, &runtime::hub(&config, &stores)?).await;
+        }
         Command::Catalog => {
             print!("{}", catalog::describe(&runtime::catalog(&config)?));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `luna billing …`.
+async fn billing(command: BillingCommand, hub: &luna_app::Hub) -> anyhow::Result<ExitCode> {
+    match command {
+        BillingCommand::Check => {
+            let mut ok = true;
+            for line in hub.billing_check().await {
+                match line {
+                    Ok(m) => println!("ok    {m}"),
+                    Err(m) => {
+                        ok = false;
+                        println!("FAIL  {m}");
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        BillingCommand::Reconcile { since } => {
+            let since = luna_server::billing::parse_since(&since)?;
+            let report = hub.reconcile(since).await?;
+            print!("{}", luna_server::billing::describe(&report));
+            Ok(if report.unmatched.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+    }
 }
 
 /// `luna keys …`.

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use luna_adapters_postgres::PgStore;
 use luna_adapters_sqlite::{Durability, SqliteStore};
-use luna_app::{Hub, Ports};
+use luna_adapters_stripe::{StripeConfig, StripeGateway, StripeWebhooks};
+use luna_app::{BillingSettings, Hub, Ports};
 use luna_core::{Catalog, Energy, Id, Policy, Timestamp};
 use luna_ports::{
-    AccountStore, BillingStore, Clock, IdGenerator, KeyStore, SecretSource, Store, ThrottleStore,
+    AccountStore, BillingStore, Clock, EventVerifier, IdGenerator, KeyStore, PaymentGateway,
+    SecretSource, Store, ThrottleStore,
 };
 
 use crate::config::Config;
@@ -120,5 +122,44 @@ pub fn hub(config: &Config, stores: &Stores) -> anyhow::Result<Hub> {
         welcome_energy: Energy::new(config.welcome_energy),
         ..Policy::default()
     };
-    Ok(Hub::new(stores.ports(), Arc::new(catalog(config)?), policy))
+    let (settings, gateway, verifier) = billing(config)?;
+    Ok(Hub::new(stores.ports(), Arc::new(catalog(config)?), policy)
+        .with_billing(settings, gateway, verifier))
+}
+
+/// The payment provider of a config: Stripe when a secret key is set, the webhook verifier when
+/// a signing secret is; return URLs may point under the public URL or a CORS origin.
+#[allow(
+    clippy::type_complexity,
+    reason = "the three parts Hub::with_billing takes"
+)]
+pub fn billing(
+    config: &Config,
+) -> anyhow::Result<(
+    BillingSettings,
+    Option<Arc<dyn PaymentGateway>>,
+    Option<Arc<dyn EventVerifier>>,
+)> {
+    let stripe = &config.stripe;
+    let gateway: Option<Arc<dyn PaymentGateway>> = match &stripe.secret_key {
+        Some(key) => Some(Arc::new(
+            StripeGateway::new(StripeConfig::new(&stripe.api_base, key.expose()))
+                .map_err(|e| anyhow::anyhow!("Stripe client: {e}"))?,
+        )),
+        None => None,
+    };
+    let verifier: Option<Arc<dyn EventVerifier>> = stripe
+        .webhook_secret
+        .as_ref()
+        .map(|s| Arc::new(StripeWebhooks::new(s.expose())) as Arc<dyn EventVerifier>);
+    let mut allowed_origins = vec![config.public_url.clone()];
+    allowed_origins.extend(config.cors_origins.iter().cloned());
+    let settings = BillingSettings {
+        price_unlimited: stripe.price_unlimited.clone(),
+        webhook_secret_set: stripe.webhook_secret.is_some(),
+        success_url: stripe.success_url.clone(),
+        cancel_url: stripe.cancel_url.clone(),
+        allowed_origins,
+    };
+    Ok((settings, gateway, verifier))
 }

@@ -588,13 +588,16 @@ impl luna_ports::BillingStore for MemoryStore {
     async fn keep_checkout(
         &self,
         user: &UserId,
+        previous: Option<&str>,
         c: &luna_ports::OpenCheckout,
-    ) -> Result<(), StoreError> {
-        self.guard()?
-            .billing
-            .checkouts
-            .insert(user.clone(), c.clone());
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let mut g = self.guard()?;
+        let kept = g.billing.checkouts.get(user).map(|k| k.id.as_str());
+        if kept != previous {
+            return Ok(false);
+        }
+        g.billing.checkouts.insert(user.clone(), c.clone());
+        Ok(true)
     }
 
     async fn record_unmatched(&self, u: &luna_ports::UnmatchedPayment) -> Result<(), StoreError> {

@@ -30,7 +30,9 @@ use crate::keycache::KeyCache;
 
 pub use accounts::{Client, Profile, TokenPair};
 pub use keys::{SERVICE_KEY_PREFIX, hash_secret};
-pub use payments::{BillingError, BillingSettings, CreditResult, IntentOutcome, allowed_return};
+pub use payments::{
+    BillingError, BillingSettings, CreditResult, IntentOutcome, ReturnUrls, allowed_return,
+};
 pub use webhooks::{PurchaseHistory, PurchaseLine, ReconcileReport, WebhookOutcome};
 
 /// Password hashes computed at once (each takes ~19 MiB and most of a core for tens of ms);
@@ -197,6 +199,19 @@ impl Hub {
     /// Whether billing is configured (a provider key is set).
     pub fn billing_configured(&self) -> bool {
         self.gateway.is_some()
+    }
+
+    /// Whether Luna Unlimited can be bought here (a provider key, its price, and a
+    /// subscription in the catalogue).
+    pub fn unlimited_available(&self) -> bool {
+        self.gateway.is_some()
+            && self.billing_settings.price_unlimited.is_some()
+            && self
+                .catalog
+                .packs
+                .packs()
+                .iter()
+                .any(luna_core::Pack::is_subscription)
     }
 
     /// The catalogue.

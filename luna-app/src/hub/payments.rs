@@ -6,12 +6,12 @@ use luna_core::{
     ClawbackCause, Currency, DomainError, Money, PackId, PackKind, PaymentRef, Span, UserId,
 };
 use luna_ports::{
-    CheckoutView, EventMetadata, NewCheckout, NewPayment, OpenCheckout, PaymentGateway,
-    PaymentView, Return, UnmatchedPayment,
+    CheckoutView, EventMetadata, GatewayError, NewCheckout, NewPayment, OpenCheckout,
+    PaymentGateway, PaymentView, Return, UnmatchedPayment,
 };
 
 use super::{CreditRequest, Hub};
-use crate::engine::Reply;
+use crate::engine::{Idempotency, Reply};
 use crate::error::AppError;
 pub use crate::error::BillingError;
 use crate::outcome::PurchaseOutcome;
@@ -58,8 +58,24 @@ pub enum CreditResult {
     NotSucceeded,
 }
 
-/// Whether `url` is under one of `origins` (scheme, host and port equal; path below).
+/// Return pages a client asked for (each defaults to the hub's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReturnUrls {
+    /// After paying.
+    pub success_url: Option<String>,
+    /// After giving up.
+    pub cancel_url: Option<String>,
+}
+
+/// The longest return URL accepted.
+const MAX_RETURN_URL: usize = 2048;
+
+/// Whether `url` is under one of `origins` (scheme, host and port equal; path below), in
+/// visible ASCII and at most 2 KiB.
 pub fn allowed_return(url: &str, origins: &[String]) -> bool {
+    if url.len() > MAX_RETURN_URL || !url.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
+        return false;
+    }
     origins.iter().any(|o| {
         let o = o.trim_end_matches('/');
         url == o || url.starts_with(&format!("{o}/")) || url.starts_with(&format!("{o}?"))
@@ -73,17 +89,39 @@ impl Hub {
             .ok_or(AppError::Billing(BillingError::NotConfigured))
     }
 
-    /// The key a provider call is sent with: derived from the client's idempotency key (so a
-    /// retried request creates nothing twice), else fresh.
-    pub(super) fn provider_key(&self, what: &str, client_key: Option<&str>) -> String {
+    /// The key a provider call is sent with: derived from the user and the client's
+    /// idempotency key (so a retried request creates nothing twice), else fresh.
+    pub(super) fn provider_key(
+        &self,
+        what: &str,
+        user: &UserId,
+        client_key: Option<&str>,
+    ) -> String {
         match client_key {
-            Some(k) => format!("luna-{what}-{}", &super::hash_secret(k)[..40]),
+            Some(k) => format!(
+                "luna-{what}-{}",
+                &super::hash_secret(&format!("{user}|{k}"))[..40]
+            ),
             None => format!("luna-{what}-{:032x}", self.ids.next_id().as_u128()),
         }
     }
 
     /// Creates a PaymentIntent for a one-off pack, refusing before payment while Unlimited.
     pub async fn create_intent(
+        &self,
+        user: &UserId,
+        pack: &str,
+        currency: Option<&str>,
+        meta: &EventMetadata,
+        idem: Option<&Idempotency<IntentOutcome>>,
+    ) -> Result<Reply<IntentOutcome>, AppError> {
+        let client_key = meta.idempotency_key.as_deref();
+        self.engine
+            .answered(idem, self.intent(user, pack, currency, client_key))
+            .await
+    }
+
+    async fn intent(
         &self,
         user: &UserId,
         pack: &str,
@@ -113,7 +151,7 @@ impl Hub {
             amount: p.price.amount,
             currency: p.price.currency,
         };
-        let key = self.provider_key(&format!("intent-{user}"), client_key);
+        let key = self.provider_key("intent", user, client_key);
         let payment = gateway
             .create_payment(&new, &key)
             .await
@@ -135,7 +173,24 @@ impl Hub {
         payment: &PaymentRef,
         expected_pack: Option<&str>,
         meta: &EventMetadata,
-    ) -> Result<PurchaseOutcome, AppError> {
+        idem: Option<&Idempotency<PurchaseOutcome>>,
+    ) -> Result<Reply<PurchaseOutcome>, AppError> {
+        if let Some(r) = self.engine.replay(idem).await? {
+            return Ok(Reply::Replayed(r));
+        }
+        match self.checked_credit(owner, payment, expected_pack).await {
+            Ok(request) => self.credit_purchase(request, meta, idem).await,
+            Err(e) => self.engine.refuse(idem, e).await,
+        }
+    }
+
+    /// The payment read from the provider and checked for `owner`.
+    async fn checked_credit(
+        &self,
+        owner: &UserId,
+        payment: &PaymentRef,
+        expected_pack: Option<&str>,
+    ) -> Result<CreditRequest, AppError> {
         let view = self
             .gateway()?
             .payment(payment)
@@ -150,13 +205,7 @@ impl Hub {
                 return Err(BillingError::PackMismatch.into());
             }
         }
-        let request = self.credit_request(owner, &view, None).await?;
-        match self.credit_purchase(request, meta, None).await? {
-            Reply::Fresh(o) => Ok(o),
-            Reply::Replayed(_) | Reply::Duplicate => {
-                unreachable!("no idempotency key and no provider event")
-            }
-        }
+        self.credit_request(owner, &view, None).await
     }
 
     /// The checks of a succeeded payment and the reversal to apply with its credit.
@@ -269,7 +318,24 @@ impl Hub {
         &self,
         user: &UserId,
         plan: &str,
-        back: Option<Return>,
+        back: ReturnUrls,
+        meta: &EventMetadata,
+        idem: Option<&Idempotency<CheckoutView>>,
+    ) -> Result<Reply<CheckoutView>, AppError> {
+        let client_key = meta.idempotency_key.as_deref();
+        self.engine
+            .answered(
+                idem,
+                self.subscription_checkout(user, plan, back, client_key),
+            )
+            .await
+    }
+
+    async fn subscription_checkout(
+        &self,
+        user: &UserId,
+        plan: &str,
+        back: ReturnUrls,
         client_key: Option<&str>,
     ) -> Result<CheckoutView, AppError> {
         let gateway = self.gateway()?;
@@ -288,7 +354,8 @@ impl Hub {
         }
         self.ensure_can_buy(user).await?;
         let back = self.return_urls(back)?;
-        if let Some(open) = self.reusable_checkout(user).await? {
+        let kept = self.billing.open_checkout(user).await?;
+        if let Some(open) = self.still_open(kept.as_ref()).await? {
             return Ok(open);
         }
         let customer = self.customer(user).await?;
@@ -297,44 +364,55 @@ impl Hub {
             price,
             customer: Some(customer),
         };
-        let key = self.provider_key(&format!("checkout-{user}"), client_key);
+        let key = self.provider_key("checkout", user, client_key);
         let view = gateway
             .create_checkout(&checkout, &back, &key)
             .await
             .map_err(BillingError::from)?;
-        if let Some(url) = &view.url {
-            let kept = OpenCheckout {
-                id: view.id.clone(),
-                url: url.clone(),
-                expires_at: self.clock.now().plus(CHECKOUT_REUSE),
-            };
-            self.billing.keep_checkout(user, &kept).await?;
+        let url = view.url.clone().ok_or_else(|| {
+            BillingError::Gateway(GatewayError::Unreachable(
+                "a checkout without a page".into(),
+            ))
+        })?;
+        let new = OpenCheckout {
+            id: view.id.clone(),
+            url,
+            expires_at: self.clock.now().plus(CHECKOUT_REUSE),
+        };
+        let previous = kept.as_ref().map(|k| k.id.as_str());
+        if self.billing.keep_checkout(user, previous, &new).await? {
+            return Ok(view);
         }
-        Ok(view)
+        // Another request opened one at the same time and kept it first: hand out that one
+        // (the checkout made here is never shown and expires unused).
+        let winner = self.billing.open_checkout(user).await?;
+        match self.still_open(winner.as_ref()).await? {
+            Some(open) => Ok(open),
+            None => Err(AppError::Contended),
+        }
     }
 
     /// The return pages of a checkout: the defaults, or the client's when they point under the
     /// hub's public URL or a CORS origin (no open redirect).
-    fn return_urls(&self, back: Option<Return>) -> Result<Return, AppError> {
+    fn return_urls(&self, asked: ReturnUrls) -> Result<Return, AppError> {
         let s = &self.billing_settings;
-        let Some(back) = back else {
-            return Ok(Return {
-                success_url: s.success_url.clone(),
-                cancel_url: s.cancel_url.clone(),
-            });
+        let pick = |url: Option<String>, default: &str, field| match url {
+            None => Ok(default.to_owned()),
+            Some(u) if allowed_return(&u, &s.allowed_origins) => Ok(u),
+            Some(_) => Err(AppError::from(BillingError::ReturnUrl(field))),
         };
-        if !allowed_return(&back.success_url, &s.allowed_origins) {
-            return Err(BillingError::ReturnUrl("success_url").into());
-        }
-        if !allowed_return(&back.cancel_url, &s.allowed_origins) {
-            return Err(BillingError::ReturnUrl("cancel_url").into());
-        }
-        Ok(back)
+        Ok(Return {
+            success_url: pick(asked.success_url, &s.success_url, "success_url")?,
+            cancel_url: pick(asked.cancel_url, &s.cancel_url, "cancel_url")?,
+        })
     }
 
-    /// The user's subscription checkout, if still open at the provider.
-    async fn reusable_checkout(&self, user: &UserId) -> Result<Option<CheckoutView>, AppError> {
-        let Some(kept) = self.billing.open_checkout(user).await? else {
+    /// A kept subscription checkout, if still open at the provider.
+    async fn still_open(
+        &self,
+        kept: Option<&OpenCheckout>,
+    ) -> Result<Option<CheckoutView>, AppError> {
+        let Some(kept) = kept else {
             return Ok(None);
         };
         if kept.expires_at <= self.clock.now() {
@@ -389,5 +467,7 @@ mod tests {
             &origins
         ));
         assert!(!allowed_return("https://luna.exampleX", &origins));
+        assert!(!allowed_return("https://luna.example@evil.com/", &origins));
+        assert!(!allowed_return("https://luna.example/ x", &origins));
     }
 }

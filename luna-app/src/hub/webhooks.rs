@@ -4,7 +4,7 @@
 
 use luna_core::{
     ClawbackCause, DomainError, EventKind, PaymentRef, SubscriptionChanged, SubscriptionRef,
-    SubscriptionStatus, Timestamp, UserId,
+    Timestamp, UserId,
 };
 use luna_ports::{
     EventMetadata, PageQuery, ProviderChange, ProviderEvent, SubscriptionView, UnmatchedPayment,
@@ -12,7 +12,7 @@ use luna_ports::{
 
 use super::Hub;
 use super::payments::{BillingError, CreditResult};
-use crate::engine::Reply;
+use crate::engine::{Idempotency, Reply};
 use crate::error::AppError;
 
 /// What the hub did with a notification (logged and counted by the caller).
@@ -308,40 +308,41 @@ impl Hub {
         &self,
         user: &UserId,
         at_period_end: bool,
+        meta: &EventMetadata,
+        idem: Option<&Idempotency<SubscriptionView>>,
+    ) -> Result<Reply<SubscriptionView>, AppError> {
+        let client_key = meta.idempotency_key.as_deref();
+        self.engine
+            .answered(idem, self.cancel(user, at_period_end, meta, client_key))
+            .await
+    }
+
+    async fn cancel(
+        &self,
+        user: &UserId,
+        at_period_end: bool,
+        meta: &EventMetadata,
         client_key: Option<&str>,
     ) -> Result<SubscriptionView, AppError> {
         let gateway = self.gateway()?;
         let summary = self.engine.current_summary(user).await?;
-        let now = self.clock.now();
-        let sub = summary
+        let (sub, state) = summary
             .subscriptions
             .iter()
-            .filter(|(_, s)| s.status.is_live() && s.status != SubscriptionStatus::Canceled)
+            .filter(|(_, s)| s.status.is_live())
             .max_by_key(|(_, s)| s.current_period_end)
-            .map(|(id, _)| id.clone())
             .ok_or(BillingError::NoSubscription)?;
-        let key = self.provider_key_for("cancel", user, client_key);
+        let key = self.provider_key("cancel", user, client_key);
         let view = gateway
             .cancel_subscription(sub.as_str(), at_period_end, &key)
             .await
             .map_err(BillingError::from)?;
-        let change = self.change_of(&sub, &view, now);
-        let meta = EventMetadata {
-            actor: Some(format!("user:{user}")),
-            ..EventMetadata::default()
-        };
-        self.change_subscription(user, change, &meta, None).await?;
+        // Recorded at the provider time of the state it replaces: the provider's own event
+        // for this change (created later, or at the same second: re-read) still applies, and
+        // the hub's clock never outranks the provider's.
+        let change = self.change_of(sub, &view, state.provider_created);
+        self.change_subscription(user, change, meta, None).await?;
         Ok(view)
-    }
-
-    fn provider_key_for(&self, what: &str, user: &UserId, client_key: Option<&str>) -> String {
-        match client_key {
-            Some(k) => format!(
-                "luna-{what}-{}",
-                &super::hash_secret(&format!("{user}|{k}"))[..40]
-            ),
-            None => format!("luna-{what}-{:032x}", self.ids.next_id().as_u128()),
-        }
     }
 
     /// A page of the user's purchases, newest first, and totals over every purchase.

@@ -1,12 +1,14 @@
 //! The routes, grouped by area — `balance` (check, can-perform, consume, costs), `holds`
 //! (reserve, commit, release), `refunds` (refund, refund policy), `admin` (grants), `history`
 //! (transactions, analytics), `events` (app events in and out), `narrative`, `ops` — and what
-//! they share. A command route is `Call::begin` + `Call::run` (see `command.rs`); a new area
-//! (accounts, billing) is a new module on the same pattern.
+//! they share; `auth` (accounts, tokens, sessions) and `billing` (packs, payments, Unlimited,
+//! the webhook, purchase history) on the same pattern. A command route is `Call::begin` +
+//! `Call::run` (see `command.rs`); a new area is a new module.
 
 pub mod admin;
 pub mod auth;
 pub mod balance;
+pub mod billing;
 pub mod events;
 pub mod history;
 pub mod holds;
