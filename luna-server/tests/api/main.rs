@@ -6,6 +6,7 @@
 )]
 
 mod auth;
+mod billing;
 mod cli;
 mod defects;
 mod energy;
@@ -57,17 +58,26 @@ impl TestApp {
     /// A server on a fresh SQLite file, or on a fresh PostgreSQL database when
     /// `LUNA_API_BACKEND=postgres` (CI runs this suite once per backend).
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_on(TestApp::fresh_database().await).await
+    }
+
+    /// A fresh database on the suite's backend.
+    pub async fn fresh_database() -> String {
         if std::env::var("LUNA_API_BACKEND").as_deref() == Ok("postgres") {
-            return TestApp::spawn_postgres("api suite on postgres")
+            return TestApp::fresh_postgres("api suite on postgres")
                 .await
                 .expect("LUNA_API_BACKEND=postgres needs LUNA_TEST_DATABASE_URL");
         }
         let dir = fresh_dir("sqlite");
-        TestApp::spawn_on(format!("sqlite://{}/luna.db", dir.display())).await
+        format!("sqlite://{}/luna.db", dir.display())
     }
 
     /// A server on a fresh PostgreSQL database, when `LUNA_TEST_DATABASE_URL` is set.
     pub async fn spawn_postgres(test: &str) -> Option<TestApp> {
+        Some(TestApp::spawn_on(TestApp::fresh_postgres(test).await?).await)
+    }
+
+    async fn fresh_postgres(test: &str) -> Option<String> {
         let base_url = luna_testkit::pg::database_url(test)?;
         let name = luna_testkit::pg::fresh_schema("luna_api");
         let admin = sqlx::postgres::PgPool::connect(&base_url)
@@ -78,15 +88,14 @@ impl TestApp {
             .await
             .expect("create database");
         admin.close().await;
-        let url = match base_url.rfind('/') {
+        Some(match base_url.rfind('/') {
             Some(i)
                 if base_url[..i].contains("://") && i > base_url.find("://").unwrap_or(0) + 2 =>
             {
                 format!("{}/{name}", &base_url[..i])
             }
             _ => format!("{base_url}/{name}"),
-        };
-        Some(TestApp::spawn_on(url).await)
+        })
     }
 
     /// Another server on an existing database (a second instance, or a restart).
@@ -95,18 +104,51 @@ impl TestApp {
     }
 
     async fn spawn_on(database_url: String) -> TestApp {
+        TestApp::spawn_with(database_url, |_| {}).await
+    }
+
+    /// A server whose billing talks to `fake` (a fresh database on the suite's backend); the
+    /// fake delivers its events to this server.
+    pub async fn spawn_billing(fake: &luna_testkit::stripe::FakeStripe) -> TestApp {
+        TestApp::spawn_billing_on(fake, TestApp::fresh_database().await).await
+    }
+
+    /// A billing server on an existing database (a second instance).
+    pub async fn spawn_billing_on(
+        fake: &luna_testkit::stripe::FakeStripe,
+        database_url: String,
+    ) -> TestApp {
+        let base = fake.base.clone();
+        let app = TestApp::spawn_with(database_url, move |s| {
+            s.stripe_secret_key = Some(luna_testkit::stripe::SECRET_KEY.into());
+            s.stripe_webhook_secret = Some(luna_testkit::stripe::WEBHOOK_SECRET.into());
+            s.stripe_api_base = Some(base);
+            s.stripe_price_unlimited = Some(luna_testkit::stripe::PRICE_UNLIMITED.into());
+            s.public_url = Some("http://luna.test".into());
+        })
+        .await;
+        fake.set_webhook_url(&app.url("/billing/webhook"));
+        app
+    }
+
+    async fn spawn_with(database_url: String, customize: impl FnOnce(&mut Settings)) -> TestApp {
         let stores = runtime::open_stores(&database_url)
             .await
             .expect("open store");
-        let keys = runtime::hub(
-            &Config::resolve(&Settings {
-                config: Some(PathBuf::from("/dev/null")),
-                ..Settings::default()
-            })
-            .expect("config"),
-            &stores,
-        )
-        .expect("hub");
+        let mut settings = Settings {
+            database_url: Some(database_url.clone()),
+            bind: Some("127.0.0.1:0".into()),
+            log_format: Some("json".into()),
+            config: Some(PathBuf::from("/dev/null")),
+            jwt_secret: Some(JWT_SECRET.into()),
+            // Tests register many users from loopback: they say who they are with
+            // X-Forwarded-For, which loopback is trusted to set.
+            trusted_proxies: Some("127.0.0.1".into()),
+            ..Settings::default()
+        };
+        customize(&mut settings);
+        let config = Config::resolve(&settings).expect("config");
+        let keys = runtime::hub(&config, &stores).expect("hub");
         let (_, admin) = keys
             .create_key("test admin", vec![Scope::Admin])
             .await
@@ -127,18 +169,6 @@ impl TestApp {
             .create_key("dashboard", vec![Scope::EnergyRead])
             .await
             .expect("key");
-        let settings = Settings {
-            database_url: Some(database_url.clone()),
-            bind: Some("127.0.0.1:0".into()),
-            log_format: Some("json".into()),
-            config: Some(PathBuf::from("/dev/null")),
-            jwt_secret: Some(JWT_SECRET.into()),
-            // Tests register many users from loopback: they say who they are with
-            // X-Forwarded-For, which loopback is trusted to set.
-            trusted_proxies: Some("127.0.0.1".into()),
-            ..Settings::default()
-        };
-        let config = Config::resolve(&settings).expect("config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

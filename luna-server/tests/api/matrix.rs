@@ -69,6 +69,9 @@ const PUBLIC: &[&str] = &[
     "POST /auth/register",
     "POST /auth/login",
     "POST /auth/refresh",
+    "GET /billing/packs",
+    // Authenticated by Stripe's signature, not a bearer.
+    "POST /billing/webhook",
 ];
 
 async fn protected_routes(app: &TestApp) -> Vec<Route> {
@@ -112,7 +115,9 @@ async fn protected_routes(app: &TestApp) -> Vec<Route> {
 /// A body every route parses (unknown fields are ignored), acting for `user`.
 fn body(user: &str) -> Value {
     json!({"user_id": user, "action_name": "conseil_rapide", "transaction_id": "00000000-0000-0000-0000-000000000001",
-           "reason": "x", "amount": 5, "event_type": "matrix.probe", "app_source": "matrix", "event_data": {}})
+           "reason": "x", "amount": 5, "event_type": "matrix.probe", "app_source": "matrix", "event_data": {},
+           "pack": "cafe_luna", "intent_id": "pi_1", "plan": "luna_unlimited", "pack_type": "cafe_luna",
+           "stripe_payment_intent_id": "pi_1"})
 }
 
 async fn call(
