@@ -278,12 +278,12 @@ impl PaymentGateway for StripeGateway {
     async fn payments_since(
         &self,
         since: Timestamp,
-        after: Option<&str>,
+        after: Option<String>,
     ) -> Result<PaymentPage, GatewayError> {
         let mut f = Form::new();
         f.push("created[gte]", &(since.millis() / 1000).to_string());
         f.push("limit", &PAGE_SIZE.to_string());
-        if let Some(a) = after {
+        if let Some(a) = &after {
             f.push("starting_after", a);
         }
         let list: objects::List<objects::PaymentIntent> = self

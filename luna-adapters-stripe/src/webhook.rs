@@ -36,8 +36,9 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// Lowercase hex only: Stripe's libraries compare the hex text, so `v1=ABC…` never matches.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if s.len() % 2 != 0 || !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..s.len())

@@ -250,7 +250,7 @@ pub trait PaymentGateway: Send + Sync {
     async fn payments_since(
         &self,
         since: Timestamp,
-        after: Option<&str>,
+        after: Option<String>,
     ) -> Result<PaymentPage, GatewayError>;
 
     /// Creates a customer for a user (the key derives from the user: two instances never

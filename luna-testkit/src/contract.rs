@@ -651,6 +651,10 @@ macro_rules! store_contract_tests {
             refresh_rotation_is_atomic_and_detects_reuse,
             sessions_list_and_revoke_all,
             attempt_counters_count_to_their_limit,
+            a_processed_mark_is_written_with_its_append_and_refuses_a_second,
+            customers_link_both_ways,
+            the_open_checkout_is_kept_by_compare_and_set,
+            unmatched_payments_are_recorded_once,
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_appends_at_one_version_let_exactly_one_win() {
@@ -935,4 +939,142 @@ where
         counted += usize::from(t.await.expect("task"));
     }
     assert_eq!(counted, 5);
+}
+
+// ---- billing records ---------------------------------------------------------------------
+
+/// A provider event's "processed" mark is written with its append, per stream; an append
+/// carrying a mark already written fails whole (the event was applied).
+pub async fn a_processed_mark_is_written_with_its_append_and_refuses_a_second<S>(store: &S)
+where
+    S: Store + luna_ports::BillingStore + ?Sized,
+{
+    let u = unique_user("billing");
+    let other = unique_user("billing-other");
+    let history = every_kind_history();
+    let mark = |prior: &[Event], events: &[Event]| {
+        let summary = Wallet::fold(prior.iter().chain(events)).summary;
+        (new_events(prior, events), summary)
+    };
+    let (new, summary) = mark(&[], &history[..1]);
+    store
+        .append(AppendBatch {
+            stream: u.clone(),
+            expected_version: 0,
+            events: &new,
+            summary: &summary,
+            idempotency: None,
+            processed: Some("evt_contract_1"),
+        })
+        .await
+        .expect("first append");
+    assert!(store.is_processed(&u, "evt_contract_1").await.unwrap());
+    assert!(!store.is_processed(&other, "evt_contract_1").await.unwrap());
+    assert!(!store.is_processed(&u, "evt_contract_2").await.unwrap());
+    let (new, summary) = mark(&history[..1], &history[1..2]);
+    let err = store
+        .append(AppendBatch {
+            stream: u.clone(),
+            expected_version: 1,
+            events: &new,
+            summary: &summary,
+            idempotency: None,
+            processed: Some("evt_contract_1"),
+        })
+        .await
+        .expect_err("the mark is taken");
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    assert_eq!(
+        store.current_version(&u).await.unwrap(),
+        1,
+        "nothing written"
+    );
+}
+
+/// A customer links to one user, both ways; a repeated link changes nothing.
+pub async fn customers_link_both_ways<S: luna_ports::BillingStore + ?Sized>(store: &S) {
+    let u = unique_user("customer");
+    let customer = format!("cus_{:032x}", fresh_id().as_u128());
+    assert_eq!(store.customer_of(&u).await.unwrap(), None);
+    store.link_customer(&u, &customer).await.unwrap();
+    store.link_customer(&u, &customer).await.unwrap();
+    assert_eq!(store.customer_of(&u).await.unwrap(), Some(customer.clone()));
+    assert_eq!(store.user_of_customer(&customer).await.unwrap(), Some(u));
+    assert_eq!(store.user_of_customer("cus_unknown").await.unwrap(), None);
+}
+
+/// The open checkout is kept by compare-and-set: of two openings at once, one is kept.
+pub async fn the_open_checkout_is_kept_by_compare_and_set<S: luna_ports::BillingStore + ?Sized>(
+    store: &S,
+) {
+    let u = unique_user("checkout");
+    let checkout = |id: &str| luna_ports::OpenCheckout {
+        id: id.into(),
+        url: format!("https://pay.example/{id}"),
+        expires_at: Timestamp::from_secs(2_000_000_000),
+    };
+    assert!(
+        store
+            .keep_checkout(&u, None, &checkout("cs_a"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .keep_checkout(&u, None, &checkout("cs_b"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .keep_checkout(&u, Some("cs_x"), &checkout("cs_b"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.open_checkout(&u).await.unwrap(),
+        Some(checkout("cs_a"))
+    );
+    assert!(
+        store
+            .keep_checkout(&u, Some("cs_a"), &checkout("cs_b"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.open_checkout(&u).await.unwrap(),
+        Some(checkout("cs_b"))
+    );
+}
+
+/// An unmatched payment is recorded once and listed since a time.
+pub async fn unmatched_payments_are_recorded_once<S: luna_ports::BillingStore + ?Sized>(store: &S) {
+    let payment =
+        luna_core::PaymentRef::parse(&format!("pi_{:032x}", fresh_id().as_u128())).unwrap();
+    let seen = Timestamp::from_secs(1_900_000_000);
+    let u = luna_ports::UnmatchedPayment {
+        payment: payment.clone(),
+        reason: "amount_mismatch".into(),
+        amount: luna_core::Cents::new(100),
+        currency: luna_core::Currency::EUR,
+        user_id: Some("usr_1".into()),
+        pack: Some("cafe_luna".into()),
+        seen_at: seen,
+    };
+    store.record_unmatched(&u).await.unwrap();
+    store
+        .record_unmatched(&luna_ports::UnmatchedPayment {
+            reason: "another reason".into(),
+            ..u.clone()
+        })
+        .await
+        .unwrap();
+    let listed: Vec<_> = store
+        .unmatched_since(seen)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.payment == payment)
+        .collect();
+    assert_eq!(listed, vec![u]);
 }

@@ -424,7 +424,7 @@ impl Hub {
         };
         loop {
             let page = gateway
-                .payments_since(since, after.as_deref())
+                .payments_since(since, after.take())
                 .await
                 .map_err(BillingError::from)?;
             for view in page.payments.iter().filter(|v| v.succeeded) {
