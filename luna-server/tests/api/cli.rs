@@ -258,3 +258,87 @@ async fn tokens_passwords_and_hashes_never_reach_the_logs() {
         "a refresh-token hash reached the logs"
     );
 }
+
+fn luna_billing(
+    database_url: &str,
+    fake: &luna_testkit::stripe::FakeStripe,
+    price: &str,
+    args: &[&str],
+) -> std::process::Output {
+    Command::new(LUNA)
+        .arg("billing")
+        .args(args)
+        .env_clear()
+        .env("LUNA_DATABASE_URL", database_url)
+        .env("LUNA_CONFIG", "/dev/null")
+        .env("LUNA_STRIPE_SECRET_KEY", luna_testkit::stripe::SECRET_KEY)
+        .env(
+            "LUNA_STRIPE_WEBHOOK_SECRET",
+            luna_testkit::stripe::WEBHOOK_SECRET,
+        )
+        .env("LUNA_STRIPE_API_BASE", &fake.base)
+        .env("LUNA_STRIPE_PRICE_UNLIMITED", price)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn luna_billing_check_and_reconcile_from_the_command_line() {
+    let fake = luna_testkit::stripe::FakeStripe::start().await;
+    let app = TestApp::spawn_billing(&fake).await;
+    let url = app.database_url.clone();
+    let fake_ref = &fake;
+    // check: the key works, the price is monthly in EUR, the webhook secret is set.
+    let ok = tokio::task::block_in_place(|| {
+        luna_billing(
+            &url,
+            fake_ref,
+            luna_testkit::stripe::PRICE_UNLIMITED,
+            &["check"],
+        )
+    });
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{text}");
+    assert!(text.contains("monthly") && !text.contains("FAIL"), "{text}");
+    let bad =
+        tokio::task::block_in_place(|| luna_billing(&url, fake_ref, "price_missing", &["check"]));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(!bad.status.success());
+    assert!(
+        text.contains("FAIL") && text.contains("price_missing"),
+        "{text}"
+    );
+    // reconcile: a payment whose webhook was never delivered is credited once.
+    let user = uid("reconcile");
+    let since = fake.now() - 60;
+    let p = fake.create_payment(299, "eur", &json!({"user_id": user, "pack": "cafe_luna"}));
+    fake.succeed(p["id"].as_str().unwrap());
+    let since_arg = since.to_string();
+    let first = tokio::task::block_in_place(|| {
+        luna_billing(
+            &url,
+            fake_ref,
+            luna_testkit::stripe::PRICE_UNLIMITED,
+            &["reconcile", "--since", &since_arg],
+        )
+    });
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{text}");
+    assert!(text.contains("credited now: 1"), "{text}");
+    let second = tokio::task::block_in_place(|| {
+        luna_billing(
+            &url,
+            fake_ref,
+            luna_testkit::stripe::PRICE_UNLIMITED,
+            &["reconcile", "--since", "2020-01-01T00:00:00Z"],
+        )
+    });
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        text.contains("credited now: 0") && text.contains("already credited: 1"),
+        "{text}"
+    );
+    // The server sees the credit (a write decides on the current version).
+    let c = json_ok(app.consume(&user, "conseil_rapide").await).await;
+    assert_eq!(c["energy_remaining"], 85 + 110 - 5);
+}
