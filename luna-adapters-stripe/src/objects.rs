@@ -92,9 +92,8 @@ impl PaymentIntent {
 pub struct Charge {
     id: String,
     amount: u64,
-    #[serde(default)]
+    // Required: a charge read without them must not pass for "nothing reversed".
     amount_refunded: u64,
-    #[serde(default)]
     disputed: bool,
     payment_intent: Option<Expandable>,
 }
@@ -228,9 +227,9 @@ pub struct Subscription {
     #[serde(default)]
     metadata: HashMap<String, String>,
     current_period_end: Option<i64>,
-    #[serde(default)]
+    // Required: a subscription read without them must not pass for "no plan".
     cancel_at_period_end: bool,
-    items: Option<List<SubscriptionItem>>,
+    items: List<SubscriptionItem>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,16 +246,19 @@ struct PriceRef {
 impl Subscription {
     /// The neutral view.
     pub fn view(self) -> Result<SubscriptionView, GatewayError> {
-        let items = self.items.map(|l| l.data).unwrap_or_default();
-        let item_end = items.iter().filter_map(|i| i.current_period_end).max();
+        let items = self.items.data;
+        // Spec §6: the subscription's `current_period_end`, or its first item's when the
+        // top-level field is absent (API versions from 2025-03-31.basil).
+        let item_end = items.first().and_then(|i| i.current_period_end);
         Ok(SubscriptionView {
             status: SubscriptionStatus::parse(&self.status)
                 .ok_or_else(|| unreadable("subscription status"))?,
             id: self.id,
             customer: self.customer.map(Expandable::into_id),
             user_id: self.metadata.get("user_id").cloned(),
-            current_period_end: item_end
-                .or(self.current_period_end)
+            current_period_end: self
+                .current_period_end
+                .or(item_end)
                 .map(Timestamp::from_secs),
             cancel_at_period_end: self.cancel_at_period_end,
             prices: items
@@ -323,7 +325,8 @@ mod tests {
         assert_eq!(v.prices, vec!["price_u".to_owned()]);
         assert_eq!(v.user_id.as_deref(), Some("u1"));
         let old = r#"{"id":"sub_1","object":"subscription","status":"past_due","customer":"cus_1",
-            "current_period_end":1800000000,"items":{"object":"list","data":[{"price":{"id":"p"}}]}}"#;
+            "current_period_end":1800000000,"cancel_at_period_end":false,
+            "items":{"object":"list","data":[{"price":{"id":"p"}}]}}"#;
         let v = serde_json::from_str::<Subscription>(old)
             .unwrap()
             .view()
@@ -336,14 +339,20 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_status_is_unreadable_not_defaulted() {
-        let s = r#"{"id":"sub_1","status":"galloping","customer":"cus_1"}"#;
+    fn an_unknown_status_or_a_missing_field_is_unreadable_not_defaulted() {
+        let s = r#"{"id":"sub_1","status":"galloping","customer":"cus_1","cancel_at_period_end":false,
+            "items":{"object":"list","data":[]}}"#;
         assert!(
             serde_json::from_str::<Subscription>(s)
                 .unwrap()
                 .view()
                 .is_err()
         );
+        let no_items =
+            r#"{"id":"sub_1","status":"active","customer":"cus_1","cancel_at_period_end":false}"#;
+        assert!(serde_json::from_str::<Subscription>(no_items).is_err());
+        let charge = r#"{"id":"ch_1","amount":299,"payment_intent":"pi_1"}"#;
+        assert!(serde_json::from_str::<Charge>(charge).is_err());
     }
 
     #[test]

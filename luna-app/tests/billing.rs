@@ -87,6 +87,16 @@ fn paid(id: &str, owner: &str, charge: Option<&str>) -> PaymentView {
     }
 }
 
+fn charge(refunded: u64, disputed: bool) -> ChargeView {
+    ChargeView {
+        id: "ch_1".into(),
+        payment: Some(PaymentRef::parse("pi_1").expect("id")),
+        amount: Cents::new(299),
+        amount_refunded: Cents::new(refunded),
+        disputed,
+    }
+}
+
 async fn balance(hub: &Hub, u: &str) -> i64 {
     hub.check(&user(u), &meta())
         .await
@@ -240,7 +250,9 @@ async fn one_customer_per_user_with_a_key_derived_from_the_user() {
 #[tokio::test]
 async fn a_redelivered_event_is_applied_once_and_an_unsigned_one_not_at_all() {
     let mut gateway = MockGateway::new();
-    gateway.expect_charge().returning(|_| Ok(None));
+    gateway
+        .expect_charge()
+        .returning(|_| Ok(Some(charge(0, false))));
     let mut verifier = MockVerifier::new();
     verifier
         .expect_verify_event()
@@ -271,4 +283,105 @@ async fn a_redelivered_event_is_applied_once_and_an_unsigned_one_not_at_all() {
         assert_eq!(again, luna_app::WebhookOutcome::Duplicate);
     }
     assert_eq!(balance(&hub, "alice").await, 85 + 110);
+}
+
+#[tokio::test]
+async fn a_refund_made_while_the_credit_was_deciding_is_clawed_back_after_it() {
+    // The credit reads the charge (nothing refunded), then Stripe refunds and the refund's
+    // notification finds no purchase yet; the read after the credit's append sees the refund.
+    let mut gateway = MockGateway::new();
+    gateway
+        .expect_payment()
+        .returning(|id| Ok(Some(paid(id.as_str(), "alice", Some("ch_1")))));
+    let mut reads = mockall::Sequence::new();
+    gateway
+        .expect_charge()
+        .times(1)
+        .in_sequence(&mut reads)
+        .returning(|_| Ok(Some(charge(0, false))));
+    gateway
+        .expect_charge()
+        .times(1)
+        .in_sequence(&mut reads)
+        .returning(|_| Ok(Some(charge(299, false))));
+    let hub = hub(gateway, None);
+    let pi = PaymentRef::parse("pi_1").expect("id");
+    hub.confirm_payment(&user("alice"), &pi, None, &meta(), None)
+        .await
+        .expect("credited");
+    assert_eq!(
+        balance(&hub, "alice").await,
+        85,
+        "credited, then clawed back whole"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_whose_charge_stripe_cannot_find_is_not_credited() {
+    let mut gateway = MockGateway::new();
+    gateway
+        .expect_payment()
+        .returning(|id| Ok(Some(paid(id.as_str(), "alice", Some("ch_1")))));
+    gateway.expect_charge().returning(|_| Ok(None));
+    let hub = hub(gateway, None);
+    let pi = PaymentRef::parse("pi_1").expect("id");
+    let err = hub
+        .confirm_payment(&user("alice"), &pi, None, &meta(), None)
+        .await
+        .expect_err("502");
+    assert!(
+        matches!(err, AppError::Billing(BillingError::Gateway(_))),
+        "{err:?}"
+    );
+    assert_eq!(balance(&hub, "alice").await, 85);
+}
+
+#[tokio::test]
+async fn a_subscription_event_records_stripes_current_state_not_the_events_copy() {
+    let mut gateway = MockGateway::new();
+    gateway
+        .expect_subscription()
+        .with(eq("sub_1"))
+        .returning(|_| {
+            Ok(Some(SubscriptionView {
+                id: "sub_1".into(),
+                status: SubscriptionStatus::Active,
+                customer: Some("cus_1".into()),
+                user_id: Some("alice".into()),
+                current_period_end: Some(Timestamp::from_secs(4_000_000_000)),
+                cancel_at_period_end: false,
+                prices: vec!["price_u".into()],
+            }))
+        });
+    let mut verifier = MockVerifier::new();
+    verifier.expect_verify_event().returning(|_, _, _| {
+        // The event's copy says `incomplete` (created, then updated in the same second).
+        Ok(ProviderEvent {
+            id: "evt_created".into(),
+            created: Timestamp::from_secs(1_700_000_000),
+            kind: "customer.subscription.created".into(),
+            what: ProviderChange::Subscription(SubscriptionView {
+                id: "sub_1".into(),
+                status: SubscriptionStatus::Incomplete,
+                customer: Some("cus_1".into()),
+                user_id: Some("alice".into()),
+                current_period_end: None,
+                cancel_at_period_end: false,
+                prices: vec!["price_u".into()],
+            }),
+        })
+    });
+    let hub = hub(gateway, Some(verifier));
+    assert_eq!(
+        hub.webhook("sig", b"{}").await.expect("applied"),
+        luna_app::WebhookOutcome::Applied
+    );
+    let err = hub
+        .create_intent(&user("alice"), "cafe_luna", None, &meta(), None)
+        .await
+        .expect_err("Unlimited");
+    assert!(
+        matches!(err, AppError::Domain(DomainError::AlreadyUnlimited)),
+        "{err:?}"
+    );
 }

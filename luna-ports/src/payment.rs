@@ -7,8 +7,9 @@ use luna_core::{Cents, Currency, PackId, PaymentRef, SubscriptionStatus, Timesta
 
 use crate::error::StoreError;
 
-/// A payment as the hub needs to see it (a Stripe PaymentIntent).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A payment as the hub needs to see it (a Stripe PaymentIntent). Its `Debug` hides the
+/// client secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PaymentView {
     /// Its id.
     pub id: PaymentRef,
@@ -30,6 +31,22 @@ pub struct PaymentView {
     pub charge: Option<String>,
     /// When created at the provider.
     pub created: Timestamp,
+}
+
+impl std::fmt::Debug for PaymentView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentView")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("amount", &self.amount)
+            .field("currency", &self.currency)
+            .field("user_id", &self.user_id)
+            .field("pack", &self.pack)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("charge", &self.charge)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the provider reversed of a charge.

@@ -178,10 +178,13 @@ impl Hub {
         if let Some(r) = self.engine.replay(idem).await? {
             return Ok(Reply::Replayed(r));
         }
-        match self.checked_credit(owner, payment, expected_pack).await {
-            Ok(request) => self.credit_purchase(request, meta, idem).await,
-            Err(e) => self.engine.refuse(idem, e).await,
-        }
+        let (view, request) = match self.checked_credit(owner, payment, expected_pack).await {
+            Ok(checked) => checked,
+            Err(e) => return self.engine.refuse(idem, e).await,
+        };
+        let reply = self.credit_purchase(request, meta, idem).await?;
+        self.follow_reversal(&view, meta).await?;
+        Ok(reply)
     }
 
     /// The payment read from the provider and checked for `owner`.
@@ -190,7 +193,7 @@ impl Hub {
         owner: &UserId,
         payment: &PaymentRef,
         expected_pack: Option<&str>,
-    ) -> Result<CreditRequest, AppError> {
+    ) -> Result<(PaymentView, CreditRequest), AppError> {
         let view = self
             .gateway()?
             .payment(payment)
@@ -205,7 +208,8 @@ impl Hub {
                 return Err(BillingError::PackMismatch.into());
             }
         }
-        self.credit_request(owner, &view, None).await
+        let request = self.credit_request(owner, &view, None).await?;
+        Ok((view, request))
     }
 
     /// The checks of a succeeded payment and the reversal to apply with its credit.
@@ -247,14 +251,19 @@ impl Hub {
         let Some(charge) = &view.charge else {
             return Ok(None);
         };
-        let Some(c) = self
+        // A payment naming a charge Stripe cannot find is a provider failure, not "no refund".
+        let c = self
             .gateway()?
             .charge(charge)
             .await
             .map_err(BillingError::from)?
-        else {
-            return Ok(None);
-        };
+            .ok_or_else(|| {
+                BillingError::Gateway(GatewayError::Refused {
+                    status: 404,
+                    code: "resource_missing".into(),
+                    message: format!("charge {charge} of {} not found", view.id),
+                })
+            })?;
         Ok(if c.disputed {
             Some(ClawbackCause::Disputed)
         } else if c.amount_refunded.minor() > 0 {
@@ -306,11 +315,31 @@ impl Hub {
                 return Ok(CreditResult::Unmatched(reason));
             }
         };
-        Ok(match self.credit_purchase(request, meta, None).await {
-            Ok(Reply::Fresh(o)) => CreditResult::Credited(o),
-            Ok(Reply::Replayed(_) | Reply::Duplicate) => CreditResult::Duplicate,
-            Err(e) => return Err(e),
-        })
+        let result = match self.credit_purchase(request, meta, None).await? {
+            Reply::Fresh(o) => CreditResult::Credited(o),
+            Reply::Replayed(_) | Reply::Duplicate => CreditResult::Duplicate,
+        };
+        self.follow_reversal(view, meta).await?;
+        Ok(result)
+    }
+
+    /// After any credit attempt, applies what Stripe reversed of the charge by now. The credit
+    /// read the charge before its append; a refund or dispute acknowledged meanwhile as "not
+    /// credited yet" (its handler found no purchase) happened at Stripe before that
+    /// acknowledgement, so this read, after the append, sees it. Clawbacks are cumulative
+    /// targets: applying one twice changes nothing.
+    async fn follow_reversal(
+        &self,
+        view: &PaymentView,
+        meta: &EventMetadata,
+    ) -> Result<(), AppError> {
+        let Some(cause) = self.reversal_of(view).await? else {
+            return Ok(());
+        };
+        match self.clawback(&view.id, cause, meta, None).await {
+            Ok(_) | Err(AppError::Domain(DomainError::PurchaseNotFound)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Opens (or reuses) a hosted checkout for Luna Unlimited.
@@ -355,8 +384,15 @@ impl Hub {
         self.ensure_can_buy(user).await?;
         let back = self.return_urls(back)?;
         let kept = self.billing.open_checkout(user).await?;
-        if let Some(open) = self.still_open(kept.as_ref()).await? {
-            return Ok(open);
+        if let Some(view) = self.kept_view(kept.as_ref()).await? {
+            if view.open && view.url.is_some() {
+                return Ok(view);
+            }
+            if let (true, Some(sub)) = (view.complete, &view.subscription) {
+                // Paid, its notification not here yet: record it, and refuse a second one.
+                self.record_paid_subscription(user, sub).await?;
+                self.ensure_can_buy(user).await?;
+            }
         }
         let customer = self.customer(user).await?;
         let checkout = NewCheckout::Subscription {
@@ -386,9 +422,9 @@ impl Hub {
         // Another request opened one at the same time and kept it first: hand out that one
         // (the checkout made here is never shown and expires unused).
         let winner = self.billing.open_checkout(user).await?;
-        match self.still_open(winner.as_ref()).await? {
-            Some(open) => Ok(open),
-            None => Err(AppError::Contended),
+        match self.kept_view(winner.as_ref()).await? {
+            Some(open) if open.open && open.url.is_some() => Ok(open),
+            _ => Err(AppError::Contended),
         }
     }
 
@@ -407,8 +443,9 @@ impl Hub {
         })
     }
 
-    /// A kept subscription checkout, if still open at the provider.
-    async fn still_open(
+    /// A kept subscription checkout as the provider sees it now (open, complete or expired),
+    /// unless the hub's keeping of it lapsed.
+    async fn kept_view(
         &self,
         kept: Option<&OpenCheckout>,
     ) -> Result<Option<CheckoutView>, AppError> {
@@ -418,12 +455,45 @@ impl Hub {
         if kept.expires_at <= self.clock.now() {
             return Ok(None);
         }
-        let view = self
+        Ok(self
             .gateway()?
             .checkout(&kept.id)
             .await
-            .map_err(BillingError::from)?;
-        Ok(view.filter(|v| v.open && v.url.is_some()))
+            .map_err(BillingError::from)?)
+    }
+
+    /// Records a subscription a completed checkout made, read from the provider. Its label is
+    /// the earliest time, so any notification of the provider's supersedes it, and it never
+    /// overrides a state already recorded.
+    async fn record_paid_subscription(
+        &self,
+        user: &UserId,
+        subscription: &str,
+    ) -> Result<(), AppError> {
+        let Some(view) = self
+            .gateway()?
+            .subscription(subscription)
+            .await
+            .map_err(BillingError::from)?
+        else {
+            return Ok(());
+        };
+        let (Ok(sub), Some(owner)) = (
+            luna_core::SubscriptionRef::parse(&view.id),
+            view.user_id.as_deref(),
+        ) else {
+            return Ok(());
+        };
+        if owner != user.as_str() {
+            return Ok(());
+        }
+        let change = self.change_of(&sub, &view, luna_core::Timestamp::from_secs(0));
+        let meta = EventMetadata {
+            actor: Some(format!("user:{user}")),
+            ..EventMetadata::default()
+        };
+        self.change_subscription(user, change, &meta, None).await?;
+        Ok(())
     }
 
     /// The user's provider customer: the stored link, else one created (with a key derived

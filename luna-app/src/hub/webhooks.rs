@@ -130,9 +130,7 @@ impl Hub {
                 }
             }
             ProviderChange::CheckoutCompleted(c) => self.checkout_completed(c, event).await,
-            ProviderChange::Subscription(view) => {
-                self.apply_subscription(view, event.created, event).await
-            }
+            ProviderChange::Subscription(view) => self.subscription_changed(&view.id, event).await,
             ProviderChange::InvoicePaid {
                 subscription,
                 period_end,
@@ -241,9 +239,29 @@ impl Hub {
         }
     }
 
-    /// Records a subscription's state. Only subscriptions to the Unlimited price make a user
-    /// Unlimited; an older state never overrides a newer one; on a tie (the provider's clock
-    /// has 1 s resolution) the subscription is read from the provider instead of guessing.
+    /// A subscription changed: its state is read from the provider (never the event's copy),
+    /// so two events of one second processed at once both record the current state.
+    async fn subscription_changed(
+        &self,
+        subscription: &str,
+        event: &ProviderEvent,
+    ) -> Result<WebhookOutcome, AppError> {
+        let view = self
+            .gateway()?
+            .subscription(subscription)
+            .await
+            .map_err(BillingError::from)?;
+        match view {
+            Some(v) => self.apply_subscription(&v, event.created, event).await,
+            None => Ok(WebhookOutcome::Ignored("unknown subscription".into())),
+        }
+    }
+
+    /// Records a subscription's state as read from the provider, labelled with the event's
+    /// time. Only subscriptions to the Unlimited price make a user Unlimited; a state labelled
+    /// strictly earlier than the one applied is ignored (the core's rule). Every caller reads
+    /// the subscription from the provider first: a label tie (the provider's clock has 1 s
+    /// resolution) then records a state at least as fresh as the event.
     async fn apply_subscription(
         &self,
         view: &SubscriptionView,
@@ -255,22 +273,11 @@ impl Hub {
                 "subscription of no known user".into(),
             ));
         };
-        let sub = SubscriptionRef::parse(&view.id).map_err(|_| BillingError::UnknownPlan)?;
-        let summary = self.engine.current_summary(&user).await?;
-        let tie = summary
-            .subscriptions
-            .get(&sub)
-            .is_some_and(|s| s.provider_created == created);
-        let fresh;
-        let view = if tie {
-            fresh = self
-                .gateway()?
-                .subscription(&view.id)
-                .await
-                .map_err(BillingError::from)?;
-            fresh.as_ref().unwrap_or(view)
-        } else {
-            view
+        let Ok(sub) = SubscriptionRef::parse(&view.id) else {
+            return Ok(WebhookOutcome::Ignored(format!(
+                "unusable subscription id {:?}",
+                view.id.chars().take(64).collect::<String>()
+            )));
         };
         let change = self.change_of(&sub, view, created);
         let meta = Self::meta_of(event);
@@ -286,7 +293,7 @@ impl Hub {
         }
     }
 
-    fn change_of(
+    pub(super) fn change_of(
         &self,
         sub: &SubscriptionRef,
         view: &SubscriptionView,

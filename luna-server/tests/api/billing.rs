@@ -162,6 +162,14 @@ async fn confirm_purchase_and_webhook_racing_on_two_instances_credit_once() {
         assert_eq!(w2.expect("webhook").status(), StatusCode::OK);
         let credited = statuses.iter().filter(|s| *s == "credited").count();
         assert!(credited <= 1, "round {round}: {statuses:?}");
+        // Exactly one purchase recorded, whichever path made it (a webhook says no more
+        // than "received").
+        let h = history(&two, &b).await;
+        assert_eq!(
+            h["total_purchases"],
+            round + 1,
+            "round {round}: {statuses:?}"
+        );
         let expected = 85 + 110 + 100 * i64::from(round);
         assert_eq!(one.balance(&b.user).await, expected, "round {round}");
     }
@@ -629,4 +637,21 @@ async fn the_webhook_takes_a_megabyte_and_no_more() {
     let (status, _) = fake.post_webhook(huge, "t=1,v1=00").await;
     assert_eq!(status, 413);
     drop(app);
+}
+
+#[tokio::test]
+async fn subscribing_again_after_paying_before_the_webhook_arrives_is_refused() {
+    let (fake, app) = shop().await;
+    let b = buyer(&app).await;
+    let body = json!({"plan": "luna_unlimited"});
+    let open = || app.post(&b.token, "/billing/create-subscription", &body);
+    let first = json_ok(open().await).await;
+    let session = first["checkout_session_id"].as_str().expect("session");
+    // Paid at Stripe; its notifications are late.
+    let _late = fake.pay_checkout(session);
+    let r = expect(open().await, StatusCode::CONFLICT).await;
+    assert_eq!(error_code(&r), "already_unlimited");
+    assert_eq!(fake.requests_to("POST", "/v1/checkout/sessions"), 1);
+    let c = json_ok(app.consume(&b.user, "plan_reconversion").await).await;
+    assert_eq!(c["unlimited"], true);
 }
