@@ -47,7 +47,8 @@ impl Drop for ReleaseOnDrop {
 }
 
 impl LunaClient {
-    /// Reserves `action`'s energy for `user`, runs `work` with the hold, then commits it when
+    /// Reserves `action`'s energy for `user` (with `context`, recorded with the consume), runs
+    /// `work` with the hold, then commits it when
     /// the work succeeds and releases it when the work fails — or when this future is dropped
     /// before it finishes.
     ///
@@ -55,7 +56,7 @@ impl LunaClient {
     /// # async fn demo(luna: luna_client::LunaClient) -> Result<(), Box<dyn std::error::Error>> {
     /// use luna_client::{Error, HoldError};
     /// let letter = luna
-    ///     .with_hold(Some("marie"), "lettre_motivation", |_hold| async {
+    ///     .with_hold(Some("marie"), "lettre_motivation", None, |_hold| async {
     ///         Ok::<_, std::io::Error>("Dear hiring manager…".to_owned()) // call the model here
     ///     })
     ///     .await;
@@ -72,6 +73,7 @@ impl LunaClient {
         &self,
         user: Option<&str>,
         action: &str,
+        context: Option<&serde_json::Value>,
         work: F,
     ) -> Result<(T, ConsumeResponse), HoldError<E>>
     where
@@ -79,7 +81,7 @@ impl LunaClient {
         Fut: Future<Output = Result<T, E>>,
     {
         let hold = self
-            .reserve(user, action, None, None)
+            .reserve(user, action, None, context)
             .await
             .map_err(HoldError::Luna)?;
         let id = hold.reservation_id.clone();

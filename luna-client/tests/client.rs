@@ -14,7 +14,7 @@ use luna_server::{runtime, serve};
 struct Hub {
     base: String,
     key: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _running: serve::RunningHub,
 }
 
 async fn hub() -> Hub {
@@ -38,25 +38,11 @@ async fn hub() -> Hub {
         .create_key("client tests", vec![Scope::Admin])
         .await
         .expect("key");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve::serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    let probe = reqwest::Client::new();
-    for _ in 0..200 {
-        if probe.get(format!("{base}/health")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let running = serve::RunningHub::start(config).await.expect("serving");
     Hub {
-        base,
+        base: running.base.clone(),
         key,
-        _stop: tx,
+        _running: running,
     }
 }
 
@@ -196,7 +182,7 @@ async fn holds_commit_on_success_release_on_failure_and_when_dropped() {
     let luna = LunaClient::with_service_key(&h.base, &h.key).expect("client");
     let u = user("hold");
     let (text, charged) = luna
-        .with_hold(Some(&u), "mirror_match", |hold| async move {
+        .with_hold(Some(&u), "mirror_match", None, |hold| async move {
             assert_eq!(hold.energy_reserved, 30);
             Ok::<_, std::io::Error>("match")
         })
@@ -204,7 +190,7 @@ async fn holds_commit_on_success_release_on_failure_and_when_dropped() {
         .expect("committed");
     assert_eq!((text, charged.energy_remaining), ("match", 55));
     let failed = luna
-        .with_hold(Some(&u), "mirror_match", |_| async {
+        .with_hold(Some(&u), "mirror_match", None, |_| async {
             Err::<(), _>(std::io::Error::other("model down"))
         })
         .await;
@@ -213,7 +199,7 @@ async fn holds_commit_on_success_release_on_failure_and_when_dropped() {
     // Dropped mid-work (a timeout): the hold is released in the background.
     let dropped = tokio::time::timeout(
         Duration::from_millis(300),
-        luna.with_hold(Some(&u), "mirror_match", |_| {
+        luna.with_hold(Some(&u), "mirror_match", None, |_| {
             std::future::pending::<Result<(), ()>>()
         }),
     )
@@ -233,7 +219,9 @@ async fn holds_commit_on_success_release_on_failure_and_when_dropped() {
         .await
         .expect("55 → 5");
     let short = luna
-        .with_hold(Some(&u), "mirror_match", |_| async { Ok::<_, ()>(()) })
+        .with_hold(Some(&u), "mirror_match", None, |_| async {
+            Ok::<_, ()>(())
+        })
         .await;
     assert!(matches!(
         short,

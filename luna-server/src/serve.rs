@@ -64,6 +64,52 @@ pub async fn serve(
     Ok(())
 }
 
+/// A hub serving in this process (an embedded hub, a test's): its base URL, stopped
+/// gracefully when dropped or by [`RunningHub::stop`].
+pub struct RunningHub {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningHub {
+    /// Binds `config.bind` (port 0 picks a free one) and starts serving. The port is bound
+    /// when this returns: requests made at once wait in the backlog while the stores open.
+    pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
+        let listener = TcpListener::bind(config.bind).await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(config, listener, async move {
+            let _ = rx.await;
+        }));
+        Ok(RunningHub {
+            base,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Stops serving (in-flight requests finish) and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(t) => t.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningHub {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 /// How long idempotency records are kept (the spec asks for at least 24 h).
 pub const IDEMPOTENCY_RETENTION: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
 /// How often old idempotency records are deleted.

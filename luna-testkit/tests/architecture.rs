@@ -67,6 +67,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("luna-example-embedded", &["luna-core"]),
+    // A satellite talks to the hub over HTTP only.
+    ("luna-example-satellite", &["luna-client"]),
 ];
 
 struct Package {
