@@ -139,3 +139,21 @@ fn the_citus_statements_distribute_every_table() {
     );
     assert!(statements.contains(&"SELECT create_reference_table('service_key');".to_owned()));
 }
+
+/// docs/scaling-out.md shows exactly the statements `citus_statements()` gives.
+#[test]
+fn the_scaling_out_guide_lists_the_citus_statements() {
+    let guide = include_str!("../../docs/scaling-out.md");
+    for statement in luna_adapters_postgres::citus_statements() {
+        assert!(
+            guide.contains(&statement),
+            "docs/scaling-out.md lacks {statement}"
+        );
+    }
+    let listed = guide.matches("SELECT create_").count();
+    assert_eq!(
+        listed,
+        TABLES.len(),
+        "docs/scaling-out.md lists other tables"
+    );
+}
