@@ -18,10 +18,10 @@ pub use auth::{AuthError, address_key};
 pub use engine::{Decided, Encoder, Engine, EngineStats, Idempotency, MAX_ATTEMPTS, Reply};
 pub use error::AppError;
 pub use hub::{
-    BillingError, BillingSettings, Client, ConsumeRequest, CreditRequest, CreditResult,
-    DEFAULT_PAGE, Hub, IntentOutcome, MAX_PAGE, Ports, Profile, PurchaseHistory, PurchaseLine,
-    ReconcileReport, RefundRequest, ReserveRequest, ReturnUrls, SERVICE_KEY_PREFIX, TokenPair,
-    WebhookOutcome, allowed_return, hash_secret,
+    BillingError, BillingSettings, CheckoutStatus, Client, ConsumeRequest, CreditRequest,
+    CreditResult, DEFAULT_PAGE, Hub, IntentOutcome, MAX_PAGE, Ports, Profile, PurchaseHistory,
+    PurchaseLine, ReconcileReport, RefundRequest, ReserveRequest, ReturnUrls, SERVICE_KEY_PREFIX,
+    TokenPair, WebhookOutcome, allowed_return, hash_secret,
 };
 pub use keycache::{KEY_CACHE_MAX, KEY_CACHE_TTL};
 pub use outcome::{

@@ -27,9 +27,11 @@ pub mod command;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod live;
 pub mod render;
 pub mod routes;
 pub mod server;
+pub mod web;
 pub mod wire;
 
 pub use error::ApiError;
@@ -45,6 +47,11 @@ pub struct HttpConfig {
     pub loopback_bind: bool,
     /// Proxies whose `X-Forwarded-For` is believed for the client address.
     pub trusted_proxies: Vec<client::Cidr>,
+    /// The hub's external base URL (pages' cookies are `Secure` when it is https; cross-site
+    /// form posts are refused by comparing origins with it).
+    pub public_url: String,
+    /// Stripe's hosted Checkout origin (the pages' CSP `form-action` allows it).
+    pub checkout_origin: String,
 }
 
 /// What every handler sees.
@@ -56,6 +63,10 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub config: Arc<HttpConfig>,
+    /// Open live-balance streams.
+    pub live: Arc<live::Registry>,
+    /// Turns true when the server shuts down (live streams end).
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(OpenApi)]
@@ -91,7 +102,9 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API's routes and their OpenAPI description, from the same handler list.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{admin, auth, balance, billing, events, history, holds, narrative, ops, refunds};
+    use routes::{
+        admin, auth, balance, billing, events, history, holds, live, narrative, ops, refunds,
+    };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(balance::check))
         .routes(routes!(balance::can_perform))
@@ -125,6 +138,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(billing::cancel_subscription))
         .routes(routes!(billing::webhook))
         .routes(routes!(billing::history))
+        .routes(routes!(live::live))
+        .routes(routes!(live::app_live))
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
@@ -156,7 +171,8 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("x-request-id"),
         ]);
     let request_id = HeaderName::from_static(REQUEST_ID);
-    api.with_state(state)
+    api.merge(web::router(state.clone()))
+        .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(|| async { ApiError::message(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {

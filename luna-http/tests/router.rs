@@ -40,7 +40,11 @@ async fn app() -> (axum::Router, Arc<MemoryStore>) {
             cors_origins: vec![],
             loopback_bind: true,
             trusted_proxies: vec![],
+            public_url: "http://luna.test".into(),
+            checkout_origin: "https://checkout.stripe.com".into(),
         }),
+        live: Arc::default(),
+        closing: tokio::sync::watch::channel(false).1,
     };
     (router(state), store)
 }

@@ -223,7 +223,7 @@ impl Config {
             .clone()
             .or(file.cors_origins)
             .unwrap_or_else(|| DEFAULT_CORS.to_owned());
-        Ok(Config {
+        let config = Config {
             database_url: s
                 .database_url
                 .clone()
@@ -253,7 +253,13 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             stripe: StripeSettings::resolve(s, stripe_file),
-        })
+        };
+        if environment == Environment::Production && !config.public_url.starts_with("https://") {
+            anyhow::bail!(
+                "production mode needs LUNA_PUBLIC_URL to be https:// (the pages' cookie is Secure)"
+            );
+        }
+        Ok(config)
     }
 }
 
@@ -402,8 +408,17 @@ mod tests {
             ..s.clone()
         };
         assert!(Config::resolve(&short).is_err());
+        let http = Settings {
+            jwt_secret: Some("x".repeat(32)),
+            ..s.clone()
+        };
+        assert!(
+            Config::resolve(&http).is_err(),
+            "an http public URL in production"
+        );
         let ok = Settings {
             jwt_secret: Some("x".repeat(32)),
+            public_url: Some("https://luna.example.com".into()),
             ..s
         };
         assert_eq!(

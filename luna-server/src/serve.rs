@@ -45,6 +45,12 @@ pub async fn serve(
         );
     }
     let purge = tokio::spawn(purge(stores.store.clone(), hub.clone()));
+    // Live streams end when shutdown begins (they would otherwise hold the grace period).
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
+    };
     let state = AppState {
         hub,
         metrics: metrics_handle(),
@@ -52,7 +58,11 @@ pub async fn serve(
             cors_origins: config.cors_origins.clone(),
             loopback_bind: listener.local_addr()?.ip().is_loopback(),
             trusted_proxies,
+            public_url: config.public_url.clone(),
+            checkout_origin: config.stripe.checkout_origin.clone(),
         }),
+        live: Arc::default(),
+        closing: closing_rx,
     };
     let app = luna_http::router(state);
     let addr = listener.local_addr()?;

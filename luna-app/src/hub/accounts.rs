@@ -301,6 +301,20 @@ impl Hub {
         }
     }
 
+    /// The user and session of a web page's cookie (the session's refresh token, never
+    /// rotated by pages): the session must be live and the token its current one. A logged-out
+    /// or revoked session's cookie is refused.
+    pub async fn authenticate_cookie(&self, token: &str) -> Result<(UserId, Id), AppError> {
+        let (user, session) = parse_refresh(token).ok_or(AuthError::InvalidToken)?;
+        let now = self.clock.now();
+        match self.accounts.session(&user, session).await? {
+            Some(s) if s.is_live(now) && s.refresh_hash == super::hash_secret(token) => {
+                Ok((user, session))
+            }
+            _ => Err(AuthError::InvalidToken.into()),
+        }
+    }
+
     /// The account and its energy (opening the energy account if needed, like a check).
     pub async fn profile(&self, user: &UserId) -> Result<Profile, AppError> {
         let account = self

@@ -37,6 +37,34 @@ impl Hub {
         self.engine.run(run, &outcome).await.map(unwrap_fresh)
     }
 
+    /// The check view of a user and their stream version, read without writing: an unknown
+    /// user is not opened, the would-be view (welcome energy) is given at version 0. For the
+    /// live balance stream.
+    pub async fn peek(&self, user: &UserId) -> Result<(u64, luna_core::view::CheckView), AppError> {
+        let now = self.clock.now();
+        let version = self.store.current_version(user).await?;
+        let summary = if version == 0 {
+            luna_core::Summary {
+                opened_at: Some(now),
+                balance: luna_core::Balance::new(i64::from(self.policy.welcome_energy.units())),
+                ..luna_core::Summary::default()
+            }
+        } else {
+            self.engine.current_summary(user).await?
+        };
+        Ok((version, luna_core::view::CheckView::of(&summary, now)))
+    }
+
+    /// Whether the user ever bought a one-off pack (the first-purchase bonus is gone).
+    pub async fn has_purchased(&self, user: &UserId) -> Result<bool, AppError> {
+        Ok(self.engine.current_summary(user).await?.has_purchased)
+    }
+
+    /// The stream version of a user (0: never opened).
+    pub async fn stream_version(&self, user: &UserId) -> Result<u64, AppError> {
+        Ok(self.store.current_version(user).await?)
+    }
+
     /// Whether an action can be performed (opens an unknown account; "cannot" is an answer).
     pub async fn can_perform(
         &self,

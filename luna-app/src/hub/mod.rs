@@ -31,7 +31,8 @@ use crate::keycache::KeyCache;
 pub use accounts::{Client, Profile, TokenPair};
 pub use keys::{SERVICE_KEY_PREFIX, hash_secret};
 pub use payments::{
-    BillingError, BillingSettings, CreditResult, IntentOutcome, ReturnUrls, allowed_return,
+    BillingError, BillingSettings, CheckoutStatus, CreditResult, IntentOutcome, ReturnUrls,
+    allowed_return,
 };
 pub use webhooks::{PurchaseHistory, PurchaseLine, ReconcileReport, WebhookOutcome};
 

@@ -45,6 +45,17 @@ pub struct IntentOutcome {
     pub energy_units: u32,
 }
 
+/// Where a checkout stands, for the page the user returns to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutStatus {
+    /// Not this user's, or unknown.
+    Unknown,
+    /// Paid or not yet; its notification not applied yet.
+    Pending,
+    /// Credited (a pack) or active (Unlimited).
+    Done,
+}
+
 /// The outcome of a credit attempt by the provider's word alone (webhook, reconciliation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreditResult {
@@ -340,6 +351,82 @@ impl Hub {
             Ok(_) | Err(AppError::Domain(DomainError::PurchaseNotFound)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Opens a hosted checkout (`mode=payment`) for a one-off pack at its catalogue price; the
+    /// payment carries the user and the pack, so its webhook credits it exactly once (the web
+    /// page's way to buy). Refused while Unlimited, before any checkout is created.
+    pub async fn create_pack_checkout(
+        &self,
+        user: &UserId,
+        pack: &str,
+        back: ReturnUrls,
+        client_key: Option<&str>,
+    ) -> Result<CheckoutView, AppError> {
+        let gateway = self.gateway()?;
+        let p = self
+            .catalog
+            .packs
+            .get(pack)
+            .ok_or(DomainError::UnknownPack)?;
+        if !matches!(p.kind, PackKind::OneOff { .. }) {
+            return Err(DomainError::NotAOneOffPack.into());
+        }
+        self.ensure_can_buy(user).await?;
+        let back = self.return_urls(back)?;
+        let checkout = NewCheckout::Payment(NewPayment {
+            user: user.clone(),
+            pack: p.id.clone(),
+            pack_name: p.name.clone(),
+            amount: p.price.amount,
+            currency: p.price.currency,
+        });
+        let key = self.provider_key("pack-checkout", user, client_key);
+        Ok(gateway
+            .create_checkout(&checkout, &back, &key)
+            .await
+            .map_err(BillingError::from)?)
+    }
+
+    /// A checkout's payment and whether it is credited (the web page's return page).
+    pub async fn checkout_status(
+        &self,
+        user: &UserId,
+        checkout: &str,
+    ) -> Result<CheckoutStatus, AppError> {
+        let Some(view) = self
+            .gateway()?
+            .checkout(checkout)
+            .await
+            .map_err(BillingError::from)?
+        else {
+            return Ok(CheckoutStatus::Unknown);
+        };
+        if view.user_id.as_deref() != Some(user.as_str()) {
+            return Ok(CheckoutStatus::Unknown);
+        }
+        if !view.complete {
+            return Ok(CheckoutStatus::Pending);
+        }
+        let summary = self.engine.current_summary(user).await?;
+        if view.subscription_mode {
+            let now = self.clock.now();
+            return Ok(if summary.unlimited_subscription(now).is_some() {
+                CheckoutStatus::Done
+            } else {
+                CheckoutStatus::Pending
+            });
+        }
+        let Some(payment) = view.payment else {
+            return Ok(CheckoutStatus::Pending);
+        };
+        let entity = luna_core::EntityRef::Payment(payment);
+        let credited = self.store.find_stream(&entity).await?.as_ref() == Some(user);
+        Ok(if credited {
+            CheckoutStatus::Done
+        } else {
+            CheckoutStatus::Pending
+        })
     }
 
     /// Opens (or reuses) a hosted checkout for Luna Unlimited.

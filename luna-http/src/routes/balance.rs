@@ -74,10 +74,18 @@ pub async fn check(
         .hub
         .check(&user, &metadata(&principal, &headers, None))
         .await?;
-    let v = &o.view;
-    Ok(axum::Json(CheckResponse {
+    Ok(axum::Json(check_dto(&o.user, &o.view, o.stream_version)).into_response())
+}
+
+/// The wire form of a balance (the check answer, and each live `balance` event).
+pub fn check_dto(
+    user: &luna_core::UserId,
+    v: &luna_core::view::CheckView,
+    stream_version: u64,
+) -> CheckResponse {
+    CheckResponse {
         success: true,
-        user_id: o.user.to_string(),
+        user_id: user.to_string(),
         current_energy: v.current_energy,
         max_energy: v.max_energy,
         percentage: v.percentage,
@@ -90,9 +98,8 @@ pub async fn check(
         subscription_type: v.subscription_type.as_str().to_owned(),
         unlimited: v.unlimited(),
         unlimited_until: v.unlimited_until.map(rfc3339),
-        stream_version: o.stream_version,
-    })
-    .into_response())
+        stream_version,
+    }
 }
 
 /// Whether an action can be performed now ("cannot" is a 200 with `required_pack`).

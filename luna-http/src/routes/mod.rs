@@ -12,6 +12,7 @@ pub mod billing;
 pub mod events;
 pub mod history;
 pub mod holds;
+pub mod live;
 pub mod narrative;
 pub mod ops;
 pub mod refunds;

@@ -21,7 +21,11 @@ fn owned(items: &[&str]) -> Vec<String> {
 }
 
 /// The wire form of the narrative.
-fn capital(user: &str, n: &Narrative<'_>, last_position: Option<u64>) -> CapitalNarratif {
+pub(crate) fn capital(
+    user: &str,
+    n: &Narrative<'_>,
+    last_position: Option<u64>,
+) -> CapitalNarratif {
     CapitalNarratif {
         user_profile: UserProfile {
             user_id: user.to_owned(),

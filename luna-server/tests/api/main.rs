@@ -16,6 +16,7 @@ mod matrix;
 mod ops;
 mod satellites;
 mod storm;
+mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;

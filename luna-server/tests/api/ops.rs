@@ -41,6 +41,8 @@ pub const SPEC_ROUTES: &[(&str, &str)] = &[
     ("post", "/billing/cancel-subscription"),
     ("post", "/billing/webhook"),
     ("get", "/billing/history/{user_id}"),
+    ("get", "/luna/energy/live"),
+    ("get", "/app/live"),
     ("get", "/health"),
     ("get", "/ready"),
     ("get", "/metrics"),
