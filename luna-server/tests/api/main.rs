@@ -7,6 +7,7 @@
 
 mod auth;
 mod billing;
+mod browser;
 mod cli;
 mod defects;
 mod energy;
@@ -105,7 +106,7 @@ impl TestApp {
     }
 
     async fn spawn_on(database_url: String) -> TestApp {
-        TestApp::spawn_with(database_url, |_| {}).await
+        TestApp::spawn_with(database_url, |_, _| {}).await
     }
 
     /// A server whose billing talks to `fake` (a fresh database on the suite's backend); the
@@ -119,20 +120,42 @@ impl TestApp {
         fake: &luna_testkit::stripe::FakeStripe,
         database_url: String,
     ) -> TestApp {
-        let base = fake.base.clone();
-        let app = TestApp::spawn_with(database_url, move |s| {
+        TestApp::spawn_billing_with(fake, database_url, false).await
+    }
+
+    /// A billing server whose public URL is its real address (`own_url`, for a browser that
+    /// follows Checkout's redirects back) or `http://luna.test`.
+    pub async fn spawn_billing_with(
+        fake: &luna_testkit::stripe::FakeStripe,
+        database_url: String,
+        own_url: bool,
+    ) -> TestApp {
+        let stripe = fake.base.clone();
+        let app = TestApp::spawn_with(database_url, move |s, base| {
             s.stripe_secret_key = Some(luna_testkit::stripe::SECRET_KEY.into());
             s.stripe_webhook_secret = Some(luna_testkit::stripe::WEBHOOK_SECRET.into());
-            s.stripe_api_base = Some(base);
+            s.stripe_api_base = Some(stripe.clone());
             s.stripe_price_unlimited = Some(luna_testkit::stripe::PRICE_UNLIMITED.into());
-            s.public_url = Some("http://luna.test".into());
+            s.stripe_checkout_origin = Some(stripe);
+            s.public_url = Some(if own_url {
+                base.to_owned()
+            } else {
+                "http://luna.test".into()
+            });
         })
         .await;
         fake.set_webhook_url(&app.url("/billing/webhook"));
         app
     }
 
-    async fn spawn_with(database_url: String, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    async fn spawn_with(
+        database_url: String,
+        customize: impl FnOnce(&mut Settings, &str),
+    ) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let stores = runtime::open_stores(&database_url)
             .await
             .expect("open store");
@@ -147,7 +170,7 @@ impl TestApp {
             trusted_proxies: Some("127.0.0.1".into()),
             ..Settings::default()
         };
-        customize(&mut settings);
+        customize(&mut settings, &base);
         let config = Config::resolve(&settings).expect("config");
         let keys = runtime::hub(&config, &stores).expect("hub");
         let (_, admin) = keys
@@ -170,10 +193,6 @@ impl TestApp {
             .create_key("dashboard", vec![Scope::EnergyRead])
             .await
             .expect("key");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve::serve(config, listener, async move {
             let _ = rx.await;
