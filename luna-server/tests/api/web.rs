@@ -276,3 +276,44 @@ async fn the_live_stream_sends_the_balance_at_once_and_on_every_change() {
         .expect("live");
     assert_eq!(other.status(), StatusCode::FORBIDDEN);
 }
+
+/// Reads a stream until it ends (true) or `within` passes (false).
+async fn ends_within(r: &mut reqwest::Response, within: Duration) -> bool {
+    tokio::time::timeout(within, async { while let Ok(Some(_)) = r.chunk().await {} })
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn live_streams_are_bounded_per_user_and_end_with_their_session() {
+    let app = TestApp::spawn().await;
+    let t = app.register(&email("streams")).await;
+    let token = t["access_token"].as_str().expect("token").to_owned();
+    let open = || {
+        app.client
+            .get(app.url("/luna/energy/live"))
+            .bearer_auth(&token)
+            .send()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        let mut r = open().await.expect("live");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.chunk().await.expect("first event").expect("open");
+        streams.push(r);
+    }
+    // A sixth closes the oldest.
+    let mut sixth = open().await.expect("live");
+    sixth.chunk().await.expect("first event").expect("open");
+    assert!(
+        ends_within(&mut streams[0], Duration::from_secs(5)).await,
+        "the oldest stream was closed"
+    );
+    // Logging out ends the session's streams (checked again every few seconds).
+    let out = app.post(&token, "/auth/logout", &json!({})).await;
+    assert_eq!(out.status(), StatusCode::OK);
+    assert!(
+        ends_within(&mut sixth, Duration::from_secs(12)).await,
+        "a revoked session's stream ends"
+    );
+}
