@@ -139,7 +139,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(billing::webhook))
         .routes(routes!(billing::history))
         .routes(routes!(live::live))
-        .routes(routes!(live::app_live))
+        .routes(routes!(web::app_live))
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))

@@ -122,7 +122,7 @@ impl Registry {
 
 /// A `balance` event: the check body, the version as its id.
 fn balance_event(user: &UserId, version: u64, view: &luna_core::view::CheckView) -> Event {
-    let body = crate::routes::balance::check_dto(user, view, version);
+    let body = crate::wire::check_dto(user, view, version);
     Event::default()
         .event("balance")
         .id(version.to_string())

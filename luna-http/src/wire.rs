@@ -296,3 +296,28 @@ pub fn hub_event_metadata(m: &EventMetadata) -> HubEventMetadata {
 pub fn to_raw<T: serde::Serialize>(v: &T) -> Box<RawValue> {
     serde_json::value::to_raw_value(v).unwrap_or_else(|_| raw_json("null"))
 }
+
+/// The wire form of a balance (the check answer, and each live `balance` event).
+pub fn check_dto(
+    user: &luna_core::UserId,
+    v: &luna_core::view::CheckView,
+    stream_version: u64,
+) -> luna_api::CheckResponse {
+    luna_api::CheckResponse {
+        success: true,
+        user_id: user.to_string(),
+        current_energy: v.current_energy,
+        max_energy: v.max_energy,
+        percentage: v.percentage,
+        available_energy: v.available_energy,
+        reserved_energy: v.reserved_energy,
+        can_perform_basic_action: v.can_perform_basic_action,
+        last_recharge: v.last_recharge.map(rfc3339),
+        total_consumed: v.total_consumed,
+        total_purchased: v.total_purchased,
+        subscription_type: v.subscription_type.as_str().to_owned(),
+        unlimited: v.unlimited(),
+        unlimited_until: v.unlimited_until.map(rfc3339),
+        stream_version,
+    }
+}

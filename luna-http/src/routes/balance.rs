@@ -74,32 +74,7 @@ pub async fn check(
         .hub
         .check(&user, &metadata(&principal, &headers, None))
         .await?;
-    Ok(axum::Json(check_dto(&o.user, &o.view, o.stream_version)).into_response())
-}
-
-/// The wire form of a balance (the check answer, and each live `balance` event).
-pub fn check_dto(
-    user: &luna_core::UserId,
-    v: &luna_core::view::CheckView,
-    stream_version: u64,
-) -> CheckResponse {
-    CheckResponse {
-        success: true,
-        user_id: user.to_string(),
-        current_energy: v.current_energy,
-        max_energy: v.max_energy,
-        percentage: v.percentage,
-        available_energy: v.available_energy,
-        reserved_energy: v.reserved_energy,
-        can_perform_basic_action: v.can_perform_basic_action,
-        last_recharge: v.last_recharge.map(rfc3339),
-        total_consumed: v.total_consumed,
-        total_purchased: v.total_purchased,
-        subscription_type: v.subscription_type.as_str().to_owned(),
-        unlimited: v.unlimited(),
-        unlimited_until: v.unlimited_until.map(rfc3339),
-        stream_version,
-    }
+    Ok(axum::Json(wire::check_dto(&o.user, &o.view, o.stream_version)).into_response())
 }
 
 /// Whether an action can be performed now ("cannot" is a 200 with `required_pack`).

@@ -1,6 +1,6 @@
 //! The live balance over Server-Sent Events (spec §3.8): `GET /luna/energy/live` for a bearer
-//! (a user's own stream, or `user_id` for a service key) and `GET /app/live` for the pages'
-//! cookie. See `crate::live` for the stream itself.
+//! (a user's own stream, or `user_id` for a service key); `GET /app/live`, the pages' twin, is in
+//! the pages' module. See `crate::live` for the stream itself.
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ pub struct LiveParams {
     pub user_id: Option<String>,
 }
 
-fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Option<u64> {
     headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -65,33 +65,6 @@ pub async fn live(
                 hub.authenticate_user(&token).await.is_ok()
             }
         })
-    });
-    Ok(stream(state, user, last_event_id(&headers), recheck)?.into_response())
-}
-
-/// The same stream for the pages' session cookie.
-#[utoipa::path(get, path = "/app/live", tag = "energy",
-    params(("Last-Event-ID" = Option<String>, Header, description = "The last version received")),
-    responses(
-        (status = 200, description = "text/event-stream of `balance` events", body = CheckResponse, content_type = "text/event-stream"),
-        (status = 401, description = "No live session cookie", body = ErrorBody),
-    ))]
-pub async fn app_live(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let token =
-        crate::web::cookie(&headers).ok_or_else(|| ApiError::unauthorized("Not signed in"))?;
-    let (user, _) = state
-        .hub
-        .authenticate_cookie(&token)
-        .await
-        .map_err(|_| ApiError::unauthorized("Not signed in"))?;
-    crate::log_user(&user);
-    let hub = state.hub.clone();
-    let recheck: Recheck = Arc::new(move || {
-        let (hub, token) = (hub.clone(), token.clone());
-        Box::pin(async move { hub.authenticate_cookie(&token).await.is_ok() })
     });
     Ok(stream(state, user, last_event_id(&headers), recheck)?.into_response())
 }

@@ -5,7 +5,9 @@
 //! cookie is refused). Every response carries a strict Content-Security-Policy without inline
 //! scripts; cross-site form posts are refused.
 
+mod account;
 mod pages;
+mod shop;
 pub mod texts;
 
 use axum::Router;
@@ -17,6 +19,10 @@ use axum::routing::{get, post};
 use luna_core::{Id, UserId};
 
 use crate::AppState;
+use crate::error::ApiError;
+use crate::live::{Recheck, stream};
+use luna_api::{CheckResponse, ErrorBody};
+use std::sync::Arc;
 
 /// The session cookie.
 pub const COOKIE: &str = "luna_session";
@@ -32,14 +38,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/app/logout", post(pages::logout))
         .route("/app/dashboard", get(pages::dashboard))
-        .route("/app/buy", get(pages::buy_page))
-        .route("/app/buy/{pack}", post(pages::buy))
-        .route("/app/subscribe", post(pages::subscribe))
-        .route("/app/return", get(pages::return_page))
-        .route("/app/history", get(pages::history))
-        .route("/app/narrative", get(pages::narrative))
-        .route("/app/sessions", get(pages::sessions))
-        .route("/app/sessions/{id}/revoke", post(pages::revoke))
+        .route("/app/buy", get(shop::buy_page))
+        .route("/app/buy/{pack}", post(shop::buy))
+        .route("/app/subscribe", post(shop::subscribe))
+        .route("/app/return", get(shop::return_page))
+        .route("/app/history", get(account::history))
+        .route("/app/narrative", get(account::narrative))
+        .route("/app/sessions", get(account::sessions))
+        .route("/app/sessions/{id}/revoke", post(account::revoke))
         .route("/app/assets/app.css", get(pages::css))
         .route("/app/assets/app.js", get(pages::js))
         .route_layer(middleware::from_fn_with_state(state, guard))
@@ -155,6 +161,38 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     r
+}
+
+/// The live stream's twin for the pages' cookie (spec §3.8).
+#[utoipa::path(get, path = "/app/live", tag = "energy",
+    params(("Last-Event-ID" = Option<String>, Header, description = "The last version received")),
+    responses(
+        (status = 200, description = "text/event-stream of `balance` events", body = CheckResponse, content_type = "text/event-stream"),
+        (status = 401, description = "No live session cookie", body = ErrorBody),
+    ))]
+pub async fn app_live(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = cookie(&headers).ok_or_else(|| ApiError::unauthorized("Not signed in"))?;
+    let (user, _) = state
+        .hub
+        .authenticate_cookie(&token)
+        .await
+        .map_err(|_| ApiError::unauthorized("Not signed in"))?;
+    crate::log_user(&user);
+    let hub = state.hub.clone();
+    let recheck: Recheck = Arc::new(move || {
+        let (hub, token) = (hub.clone(), token.clone());
+        Box::pin(async move { hub.authenticate_cookie(&token).await.is_ok() })
+    });
+    Ok(stream(
+        state,
+        user,
+        crate::routes::live::last_event_id(&headers),
+        recheck,
+    )?
+    .into_response())
 }
 
 #[cfg(test)]
