@@ -12,6 +12,7 @@ mod cli;
 mod defects;
 mod energy;
 mod events;
+mod hostile;
 mod idempotency;
 mod matrix;
 mod ops;
