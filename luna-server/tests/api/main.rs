@@ -14,6 +14,7 @@ mod energy;
 mod events;
 mod hostile;
 mod idempotency;
+mod linearizable;
 mod matrix;
 mod ops;
 mod satellites;
