@@ -150,14 +150,14 @@ async fn bodies_nested_deeper_than_64_or_with_duplicate_keys_are_refused_and_cha
 // ---- 2. refusals are decided on the current version, across SQLite processes ----------
 
 /// A `luna serve` process on a database; its base URL, and the admin key it printed (if any).
-struct Hub {
-    child: Child,
-    base: String,
-    key: Option<String>,
+pub struct Hub {
+    pub child: Child,
+    pub base: String,
+    pub key: Option<String>,
 }
 
 impl Hub {
-    fn start(database_url: &str) -> Hub {
+    pub fn start(database_url: &str) -> Hub {
         let mut child = Command::new(LUNA)
             .arg("serve")
             .env_clear()

@@ -9,6 +9,7 @@ mod auth;
 mod billing;
 mod browser;
 mod cli;
+mod crash;
 mod defects;
 mod energy;
 mod events;
