@@ -67,6 +67,7 @@ for command in [
     "LUNA_API_BACKEND=postgres cargo test -p luna-server --test api",
     "cargo build -p luna-server -p luna-example-satellite",
     "bash scripts/smoke.sh",
+    "bash scripts/schemathesis.sh",
     "python3 scripts/check_deploy.py",
     "openapi_spec_validator target/openapi.json",
 ]:

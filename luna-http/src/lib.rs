@@ -100,12 +100,70 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The answers any route may give beside its own (spec §3.2, §6): 401 on every protected
+/// route, 413 and 422 on every body, 400 on every user path, 503 everywhere (storage down or
+/// load shed, with `Retry-After`).
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, ResponseBuilder, content::ContentBuilder};
+        let error = |description: &str, schema: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(schema)))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            let user_path = path.contains("{user_id}");
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.delete, false),
+            ];
+            for (op, has_body) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let responses = &mut op.responses.responses;
+                let mut add = |code: &str, description: &str, schema: &str| {
+                    responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| error(description, schema).into());
+                };
+                if protected {
+                    add("401", "Missing, bad or revoked credentials", "ErrorBody");
+                    add("403", "Scope or user not allowed", "ErrorBody");
+                }
+                if has_body {
+                    add("400", "Invalid user id, or an unknown action", "ErrorBody");
+                    add("413", "Request body too large", "ErrorBody");
+                    add("422", "Invalid request", "ValidationErrorBody");
+                }
+                if user_path {
+                    add("400", "Invalid user id", "ErrorBody");
+                    add("422", "Invalid query parameter", "ValidationErrorBody");
+                }
+                add(
+                    "503",
+                    "Unavailable (storage down or load shed; see Retry-After)",
+                    "ErrorBody",
+                );
+            }
+        }
+    }
+}
+
 /// The API's routes and their OpenAPI description, from the same handler list.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{
         admin, auth, balance, billing, events, history, holds, live, narrative, ops, refunds,
     };
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(balance::check))
         .routes(routes!(balance::can_perform))
         .routes(routes!(balance::consume))
@@ -143,7 +201,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    // After the routes are in: a modifier on `ApiDoc` would run before they are added.
+    utoipa::Modify::modify(&CommonResponses, &mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI description (also served at `/openapi.json`).
