@@ -67,6 +67,28 @@ pub struct AppState {
     pub live: Arc<live::Registry>,
     /// Turns true when the server shuts down (live streams end).
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// The admission limit.
+    pub admission: Arc<Admission>,
+}
+
+/// The admission limit (spec §6): places for requests being served, and how long a request
+/// waits for one before it is shed.
+#[derive(Debug)]
+pub struct Admission {
+    /// The places.
+    pub places: tokio::sync::Semaphore,
+    /// The longest wait.
+    pub wait: std::time::Duration,
+}
+
+impl Admission {
+    /// `places` requests at once, each waiting up to `wait` for a place.
+    pub fn new(places: usize, wait: std::time::Duration) -> Admission {
+        Admission {
+            places: tokio::sync::Semaphore::new(places.max(1)),
+            wait,
+        }
+    }
 }
 
 #[derive(OpenApi)]
@@ -215,6 +237,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The full application: API routes, `/openapi.json`, `/docs`, and the middleware stack.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api();
+    let admission = state.admission.clone();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(
             state
@@ -239,6 +262,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::message(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
+        .layer(middleware::from_fn_with_state(admission, admit))
         .layer(middleware::from_fn(access_log))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -249,6 +273,25 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(middleware::from_fn(drop_unfit_request_id))
+}
+
+/// The admission limit (spec §6): a request waits up to `Admission::wait` for a place, else it
+/// is shed with 503 and `Retry-After` before anything runs — so it changed nothing.
+async fn admit(
+    axum::extract::State(admission): axum::extract::State<Arc<Admission>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if limits::admission_exempt(req.uri().path()) {
+        return next.run(req).await;
+    }
+    if let Ok(Ok(_place)) = tokio::time::timeout(admission.wait, admission.places.acquire()).await {
+        return next.run(req).await;
+    }
+    metrics::counter!("luna_requests_shed_total").increment(1);
+    ApiError::message(StatusCode::SERVICE_UNAVAILABLE, "Service busy, retry")
+        .retry_after(1)
+        .into_response()
 }
 
 /// The request id header.

@@ -20,6 +20,21 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// Longest client `X-Request-ID` kept (else a fresh one is generated).
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// Requests served at once by default (beyond it they wait, then are shed).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// How long a request waits for a place by default before it is shed with 503 +
+/// `Retry-After`.
+pub const DEFAULT_ADMISSION_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether a path is exempt from the admission limit: probes must answer under load, and live
+/// streams last (each is bounded on its own).
+pub fn admission_exempt(path: &str) -> bool {
+    matches!(
+        path,
+        "/health" | "/ready" | "/metrics" | "/luna/energy/live" | "/app/live"
+    ) || path.starts_with("/app/assets/")
+}
+
 /// Largest webhook body (Stripe's events can be large; spec §6: 1 MiB on that route only).
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
 /// The route that takes webhook bodies.

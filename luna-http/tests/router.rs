@@ -45,6 +45,10 @@ async fn app() -> (axum::Router, Arc<MemoryStore>) {
         }),
         live: Arc::default(),
         closing: tokio::sync::watch::channel(false).1,
+        admission: Arc::new(luna_http::Admission::new(
+            64,
+            std::time::Duration::from_secs(2),
+        )),
     };
     (router(state), store)
 }

@@ -81,6 +81,12 @@ pub struct Settings {
     /// The origin of Stripe's hosted Checkout (the web pages' CSP allows it).
     #[arg(long, env = "LUNA_STRIPE_CHECKOUT_ORIGIN", global = true)]
     pub stripe_checkout_origin: Option<String>,
+    /// Requests served at once; beyond it they wait up to 2 s, then get 503 + Retry-After.
+    #[arg(long, env = "LUNA_MAX_IN_FLIGHT", global = true)]
+    pub max_in_flight: Option<usize>,
+    /// How long a request waits for a place (milliseconds) before it is shed.
+    #[arg(long, env = "LUNA_ADMISSION_WAIT_MS", global = true)]
+    pub admission_wait_ms: Option<u64>,
 }
 
 /// The same settings read from `luna.toml`.
@@ -104,6 +110,8 @@ struct FileSettings {
     checkout_cancel_url: Option<String>,
     public_url: Option<String>,
     stripe_checkout_origin: Option<String>,
+    max_in_flight: Option<usize>,
+    admission_wait_ms: Option<u64>,
 }
 
 /// Development or production.
@@ -150,6 +158,10 @@ pub struct Config {
     pub stripe: StripeSettings,
     /// The hub's external base URL.
     pub public_url: String,
+    /// The admission limit: requests served at once.
+    pub max_in_flight: usize,
+    /// How long a request waits for a place before it is shed.
+    pub admission_wait: std::time::Duration,
 }
 
 /// The default Stripe base URL.
@@ -253,6 +265,15 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             stripe: StripeSettings::resolve(s, stripe_file),
+            max_in_flight: s
+                .max_in_flight
+                .or(file.max_in_flight)
+                .unwrap_or(luna_http::limits::DEFAULT_MAX_IN_FLIGHT)
+                .max(1),
+            admission_wait: s.admission_wait_ms.or(file.admission_wait_ms).map_or(
+                luna_http::limits::DEFAULT_ADMISSION_WAIT,
+                std::time::Duration::from_millis,
+            ),
         };
         if environment == Environment::Production && !config.public_url.starts_with("https://") {
             anyhow::bail!(

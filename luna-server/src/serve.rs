@@ -63,6 +63,10 @@ pub async fn serve(
         }),
         live: Arc::default(),
         closing: closing_rx,
+        admission: Arc::new(luna_http::Admission::new(
+            config.max_in_flight,
+            config.admission_wait,
+        )),
     };
     let app = luna_http::router(state);
     let addr = listener.local_addr()?;

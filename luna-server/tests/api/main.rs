@@ -18,6 +18,7 @@ mod idempotency;
 mod linearizable;
 mod matrix;
 mod ops;
+mod overload;
 mod satellites;
 mod storm;
 mod web;
@@ -151,7 +152,7 @@ impl TestApp {
         app
     }
 
-    async fn spawn_with(
+    pub async fn spawn_with(
         database_url: String,
         customize: impl FnOnce(&mut Settings, &str),
     ) -> TestApp {
