@@ -18,6 +18,7 @@ mod idempotency;
 mod linearizable;
 mod matrix;
 mod ops;
+mod outage;
 mod overload;
 mod satellites;
 mod storm;
