@@ -73,11 +73,18 @@ pub struct SqliteStore {
 pub fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        sqlx::Error::Database(db) => match db.code().as_deref() {
-            // SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
-            Some("5" | "6" | "261" | "262" | "517" | "773") => StoreError::Busy,
-            _ => StoreError::backend(e),
-        },
+        sqlx::Error::Database(db) => {
+            let code = db.code().and_then(|c| c.parse::<i32>().ok());
+            match code.map(|c| c & 0xff) {
+                // SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+                Some(5 | 6) => StoreError::Busy,
+                // SQLITE_FULL (disk full) and SQLITE_IOERR: the storage cannot take writes now;
+                // nothing was committed (503, retry later).
+                Some(13) => StoreError::Unavailable(format!("disk full: {}", db.message())),
+                Some(10) => StoreError::Unavailable(format!("I/O error: {}", db.message())),
+                _ => StoreError::backend(e),
+            }
+        }
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(e.to_string())
         }

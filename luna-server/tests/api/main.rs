@@ -13,6 +13,7 @@ mod crash;
 mod defects;
 mod energy;
 mod events;
+mod full_disk;
 mod hostile;
 mod idempotency;
 mod linearizable;
