@@ -202,3 +202,60 @@ async fn two_instances_serve_one_storm_linearizably() {
         .count();
     assert_eq!(copies, 1, "one consume for the retried key");
 }
+
+/// A revoked user session is refused by every instance on its next request; a revoked service
+/// key by every instance within the key cache's time (spec §6: at most 1 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_instance_is_refused_by_both() {
+    let one = TestApp::spawn().await;
+    let two = TestApp::spawn_on_url(one.database_url.clone()).await;
+    let someone = uid("someone");
+    let check = |app: &TestApp, token: &str| {
+        // A user token checks its own balance; a service key names the user.
+        let body = if token.starts_with("luna_sk_") {
+            json!({"user_id": someone})
+        } else {
+            json!({})
+        };
+        app.client
+            .post(app.url("/luna/energy/check"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    // A user session, signed out on the second instance.
+    let tokens = one.register(&crate::email("revoked")).await;
+    let access = tokens["access_token"].as_str().expect("token").to_owned();
+    let refresh = tokens["refresh_token"].as_str().expect("token").to_owned();
+    for app in [&one, &two] {
+        assert_eq!(check(app, &access).await.expect("check").status(), 200);
+    }
+    let out = two
+        .client
+        .post(two.url("/auth/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 200);
+    for app in [&one, &two] {
+        let r = check(app, &access).await.expect("check");
+        assert_eq!(r.status(), 401, "the signed-out session on {}", app.base);
+        assert_eq!(one.refresh(&refresh).await.status(), 401);
+    }
+    // A service key, used (and so cached) by both, revoked by an operator's tool.
+    let (created, key) = one
+        .hub
+        .create_key("soon revoked", vec![luna_ports::Scope::EnergyRead])
+        .await
+        .expect("key");
+    for app in [&one, &two] {
+        assert_eq!(check(app, &key).await.expect("check").status(), 200);
+    }
+    assert!(one.hub.revoke_key(created.id).await.expect("revoke"));
+    tokio::time::sleep(luna_app::KEY_CACHE_TTL + std::time::Duration::from_millis(50)).await;
+    for app in [&one, &two] {
+        let r = check(app, &key).await.expect("check");
+        assert_eq!(r.status(), 401, "the revoked key on {}", app.base);
+    }
+}
