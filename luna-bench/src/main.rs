@@ -19,6 +19,9 @@ use luna_ports::{AppendBatch, Clock, EventMetadata, IdGenerator, NewEvent, Store
 use luna_server::runtime::{SystemClock, UuidIds};
 
 mod http;
+mod overload;
+mod process;
+mod soak;
 mod stats;
 
 use stats::Stats;
@@ -66,6 +69,59 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         users: usize,
     },
+    /// Overload (PASS/FAIL): a `luna serve` process at the concurrency its database serves,
+    /// then with many times more clients honouring Retry-After; shed requests change nothing
+    /// and accepted throughput stays ≥ 80 % of the unloaded figure.
+    Overload {
+        /// Run on PostgreSQL (a fresh database on this server) instead of SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// The `luna` binary (default: the one beside this tool).
+        #[arg(long)]
+        luna: Option<std::path::PathBuf>,
+        /// Clients of the unloaded phase (the PostgreSQL pool's size).
+        #[arg(long, default_value_t = 16)]
+        base_clients: usize,
+        /// Clients of the overload phase (8× the pool).
+        #[arg(long, default_value_t = 128)]
+        clients: usize,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// The hub's admission limit (LUNA_MAX_IN_FLIGHT; default: the hub's own).
+        #[arg(long)]
+        max_in_flight: Option<u32>,
+        /// How long a request waits for a place (LUNA_ADMISSION_WAIT_MS; default: the hub's).
+        #[arg(long)]
+        admission_wait_ms: Option<u64>,
+    },
+    /// Soak (PASS/FAIL): a mixed workload (service keys, user tokens, purchases and webhooks)
+    /// on a `luna serve` process, memory, descriptors and connections sampled every 10 s.
+    Soak {
+        /// Run on PostgreSQL (a fresh database on this server) instead of SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// The `luna` binary (default: the one beside this tool).
+        #[arg(long)]
+        luna: Option<std::path::PathBuf>,
+        /// Seconds (at most 600).
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Concurrent workers (half satellites with a service key, half people with a token).
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+    },
+}
+
+/// Prints each check and the verdict line (PASS or FAIL); true on PASS.
+pub(crate) fn verdict(checks: &[(&str, bool, String)]) -> bool {
+    println!();
+    for (what, ok, figure) in checks {
+        println!("{} {what} {figure}", if *ok { "ok  " } else { "FAIL" });
+    }
+    let pass = checks.iter().all(|(_, ok, _)| *ok);
+    println!("{}", if pass { "PASS" } else { "FAIL" });
+    pass
 }
 
 fn hub<S>(store: Arc<S>) -> Arc<Hub>
@@ -392,6 +448,58 @@ async fn main() {
                     "\n(PostgreSQL skipped: pass --postgres URL or set LUNA_TEST_DATABASE_URL)"
                 ),
             }
+        }
+        Command::Overload {
+            postgres,
+            luna,
+            base_clients,
+            clients,
+            seconds,
+            max_in_flight,
+            admission_wait_ms,
+        } => {
+            let luna = process::luna_binary(luna);
+            let mut env = Vec::new();
+            if let Some(n) = max_in_flight {
+                env.push(("LUNA_MAX_IN_FLIGHT", n.to_string()));
+            }
+            if let Some(ms) = admission_wait_ms {
+                env.push(("LUNA_ADMISSION_WAIT_MS", ms.to_string()));
+            }
+            let backend = if postgres.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            };
+            println!(
+                "luna-bench overload on {backend}: {base_clients} then {clients} clients, {seconds} s each\n"
+            );
+            let pass = overload::run(
+                &luna,
+                postgres.as_deref(),
+                &env,
+                (base_clients, clients),
+                seconds,
+            )
+            .await;
+            std::process::exit(i32::from(!pass));
+        }
+        Command::Soak {
+            postgres,
+            luna,
+            seconds,
+            workers,
+        } => {
+            let luna = process::luna_binary(luna);
+            let backend = if postgres.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            };
+            let seconds = seconds.min(600);
+            println!("luna-bench soak on {backend}: {workers} workers, {seconds} s\n");
+            let pass = soak::run(&luna, postgres.as_deref(), seconds, workers).await;
+            std::process::exit(i32::from(!pass));
         }
         Command::Http {
             postgres,

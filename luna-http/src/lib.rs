@@ -385,7 +385,13 @@ async fn logged(req: Request, next: Next) -> Response {
             .extensions()
             .get::<error::ErrorCause>()
             .map_or("", |c| c.0.as_str());
-        tracing::error!(request_id = %request_id, route = %route, status, cause, "server error");
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            // Expected under load or while the database is away (Retry-After was sent): a
+            // warning, so a shed storm does not bury the real errors.
+            tracing::warn!(request_id = %request_id, route = %route, status, cause, "service unavailable");
+        } else {
+            tracing::error!(request_id = %request_id, route = %route, status, cause, "server error");
+        }
     }
     let user = LOGGED_USER.try_with(|u| u.borrow().clone()).ok().flatten();
     // Every label comes from a closed set: matched routes, seven methods, status codes.

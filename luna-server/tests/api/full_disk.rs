@@ -153,12 +153,12 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers_once_space
         println!("SKIPPED: no unshare/mount (not root)");
         return;
     };
-    let c = reqwest::Client::new();
-    let u = uid("full");
-    let r = c
+    let http = reqwest::Client::new();
+    let user = uid("full");
+    let r = http
         .post(format!("{}/luna/energy/grant", hub.base))
         .bearer_auth(&hub.key)
-        .json(&json!({"user_id": u, "amount": 1000, "reason": "disk"}))
+        .json(&json!({"user_id": user, "amount": 1000, "reason": "disk"}))
         .send()
         .await
         .expect("grant");
@@ -170,7 +170,7 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers_once_space
     let mut acked = Vec::new();
     let mut refused = None;
     for n in 0..1000 {
-        match post_event(&c, &hub, &u, n).await {
+        match post_event(&http, &hub, &user, n).await {
             (201, v) => acked.push(v["event_id"].as_str().expect("id").to_owned()),
             (503, v) => {
                 refused = Some(v);
@@ -192,10 +192,10 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers_once_space
     );
 
     // Reads keep working, and what was refused is not there.
-    let r = c
+    let r = http
         .post(format!("{}/luna/energy/check", hub.base))
         .bearer_auth(&hub.key)
-        .json(&json!({"user_id": u}))
+        .json(&json!({"user_id": user}))
         .send()
         .await
         .expect("check");
@@ -203,9 +203,9 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers_once_space
     let check: Value = r.json().await.expect("json");
     assert_eq!(check["current_energy"], balance);
     let (s, list) = get(
-        &c,
+        &http,
         &hub,
-        &format!("/luna/events/{u}?event_type=disk.fill&limit=1"),
+        &format!("/luna/events/{user}?event_type=disk.fill&limit=1"),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{list}");
@@ -214,19 +214,19 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers_once_space
         acked.len(),
         "nothing refused was stored"
     );
-    let (s, _) = get(&c, &hub, &format!("/luna/narrative/{u}")).await;
+    let (s, _) = get(&http, &hub, &format!("/luna/narrative/{user}")).await;
     assert_eq!(s, StatusCode::OK);
 
     // Free space: writes resume, without a restart.
     let freed = hub.inside("rm", &[&format!("{}/ballast", dir.display())]);
     assert!(freed.status.success(), "rm ballast: {freed:?}");
-    let (s, v) = post_event(&c, &hub, &u, 5000).await;
+    let (s, v) = post_event(&http, &hub, &user, 5000).await;
     assert_eq!(s, 201, "a write after space was freed: {v}");
     acked.push(v["event_id"].as_str().expect("id").to_owned());
-    let r = c
+    let r = http
         .post(format!("{}/luna/energy/consume", hub.base))
         .bearer_auth(&hub.key)
-        .json(&json!({"user_id": u, "action_name": "conseil_rapide"}))
+        .json(&json!({"user_id": user, "action_name": "conseil_rapide"}))
         .send()
         .await
         .expect("consume");
@@ -234,9 +234,9 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers_once_space
 
     // Every acknowledged write is there, and the store is consistent.
     let (_, list) = get(
-        &c,
+        &http,
         &hub,
-        &format!("/luna/events/{u}?event_type=disk.fill&limit=1"),
+        &format!("/luna/events/{user}?event_type=disk.fill&limit=1"),
     )
     .await;
     assert_eq!(list["total_count"], acked.len());
