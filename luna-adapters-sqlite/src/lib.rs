@@ -274,7 +274,7 @@ async fn insert_events(
         receipts.push(Receipt {
             event_id: e.event_id,
             version,
-            position: u64::try_from(position).unwrap_or(0),
+            position: u64_of(position)?,
             recorded_at: now,
         });
     }
@@ -458,12 +458,20 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_page(&self, stream: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM event WHERE stream_id = ? AND (? IS NULL OR event_type = ?)",
-        )
-        .bind(stream.as_str())
-        .bind(q.event_type)
-        .bind(q.event_type)
+        // Unfiltered, the count is the stream's last version (versions run 1, 2, 3…): one
+        // index probe, not a scan of the history. Filtered, a count over the (stream, type)
+        // index.
+        let total: i64 = match q.event_type {
+            None => sqlx::query_scalar(
+                "SELECT COALESCE(MAX(version), 0) FROM event WHERE stream_id = ?",
+            )
+            .bind(stream.as_str()),
+            Some(t) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM event WHERE stream_id = ? AND event_type = ?",
+            )
+            .bind(stream.as_str())
+            .bind(t),
+        }
         .fetch_one(&self.reader)
         .await
         .map_err(map_err)?;
@@ -487,7 +495,7 @@ impl EventStore for SqliteStore {
         events.truncate(q.limit);
         Ok(StreamPage {
             events,
-            total_count: u64::try_from(total).unwrap_or(0),
+            total_count: u64_of(total)?,
             has_more,
         })
     }
@@ -541,7 +549,7 @@ impl EventStore for SqliteStore {
                 let summary: String = r.try_get("summary").map_err(map_err)?;
                 Ok(StoredSummary {
                     stream: UserId::parse(&stream).map_err(StoreError::backend)?,
-                    version: u64::try_from(version).unwrap_or(0),
+                    version: u64_of(version)?,
                     summary: decode_summary(&summary).map_err(StoreError::backend)?,
                 })
             })

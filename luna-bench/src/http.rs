@@ -12,14 +12,21 @@ use serde_json::json;
 
 use crate::stats::Stats;
 
-struct Hub {
-    base: String,
-    key: String,
-    store: Arc<dyn Store>,
+pub(crate) struct Hub {
+    pub(crate) base: String,
+    pub(crate) key: String,
+    pub(crate) store: Arc<dyn Store>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn start_hub(database_url: &str) -> Hub {
+impl Hub {
+    /// Stops the in-process server.
+    pub(crate) fn stop(self) {
+        let _ = self.stop.send(());
+    }
+}
+
+pub(crate) async fn start_hub(database_url: &str) -> Hub {
     let stores = runtime::open_stores(database_url)
         .await
         .expect("open store");

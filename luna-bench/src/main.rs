@@ -21,6 +21,7 @@ use luna_server::runtime::{SystemClock, UuidIds};
 mod http;
 mod overload;
 mod process;
+mod reads;
 mod soak;
 mod stats;
 
@@ -94,6 +95,22 @@ enum Command {
         /// How long a request waits for a place (LUNA_ADMISSION_WAIT_MS; default: the hub's).
         #[arg(long)]
         admission_wait_ms: Option<u64>,
+    },
+    /// The read routes over HTTP at a short and a long history (medians of interleaved
+    /// rounds), on SQLite and (when given) PostgreSQL.
+    Reads {
+        /// Also run on this PostgreSQL database (a fresh database is created on it).
+        #[arg(long, env = "LUNA_TEST_DATABASE_URL")]
+        postgres: Option<String>,
+        /// Events in the short history.
+        #[arg(long, default_value_t = 100)]
+        short: usize,
+        /// Events in the long history.
+        #[arg(long, default_value_t = 100_000)]
+        long: usize,
+        /// Interleaved rounds (each the median of 5 requests).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
     /// Soak (PASS/FAIL): a mixed workload (service keys, user tokens, purchases and webhooks)
     /// on a `luna serve` process, memory, descriptors and connections sampled every 10 s.
@@ -483,6 +500,29 @@ async fn main() {
             )
             .await;
             std::process::exit(i32::from(!pass));
+        }
+        Command::Reads {
+            postgres,
+            short,
+            long,
+            rounds,
+        } => {
+            println!("luna-bench reads: SQLite (synchronous=FULL)\n");
+            let dir = std::env::temp_dir().join(format!("luna-bench-reads-{}", std::process::id()));
+            reads::run(
+                &format!("sqlite://{}/luna.db", dir.display()),
+                short,
+                long,
+                rounds,
+            )
+            .await;
+            let _ = std::fs::remove_dir_all(&dir);
+            if let Some(base) = postgres {
+                println!("\nluna-bench reads: PostgreSQL\n");
+                let db = process::Database::fresh(Some(&base), "reads").await;
+                reads::run(&db.url, short, long, rounds).await;
+                db.drop_it().await;
+            }
         }
         Command::Soak {
             postgres,
