@@ -45,6 +45,7 @@ pub async fn serve(
         );
     }
     let purge = tokio::spawn(purge(stores.store.clone(), hub.clone()));
+    let upkeep = tokio::spawn(metrics_upkeep(metrics_handle()));
     // Live streams end when shutdown begins (they would otherwise hold the grace period).
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
@@ -74,6 +75,7 @@ pub async fn serve(
     tracing::info!(%addr, database = %redact(&config.database_url), "listening");
     luna_http::server::serve(listener, app, shutdown).await?;
     purge.abort();
+    upkeep.abort();
     tracing::info!("stopped");
     Ok(())
 }
@@ -128,6 +130,16 @@ impl Drop for RunningHub {
 pub const IDEMPOTENCY_RETENTION: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
 /// How often old idempotency records are deleted.
 pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Folds the histograms' recorded samples into their summaries every 5 s. Without it they pile
+/// up until the next scrape of /metrics — without bound when nothing scrapes (the soak saw it).
+async fn metrics_upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
 
 async fn purge(store: Arc<dyn Store>, hub: Arc<luna_app::Hub>) {
     use luna_ports::Clock;
