@@ -127,7 +127,16 @@ enum Command {
         /// Concurrent workers (half satellites with a service key, half people with a token).
         #[arg(long, default_value_t = 16)]
         workers: usize,
+        /// More variables for the hub process, `KEY=VALUE` (e.g. `MALLOC_ARENA_MAX=2`).
+        #[arg(long = "hub-env", value_parser = parse_env)]
+        hub_env: Vec<(String, String)>,
     },
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s}"))
 }
 
 /// Prints each check and the verdict line (PASS or FAIL); true on PASS.
@@ -529,6 +538,7 @@ async fn main() {
             luna,
             seconds,
             workers,
+            hub_env,
         } => {
             let luna = process::luna_binary(luna);
             let backend = if postgres.is_some() {
@@ -538,7 +548,7 @@ async fn main() {
             };
             let seconds = seconds.min(600);
             println!("luna-bench soak on {backend}: {workers} workers, {seconds} s\n");
-            let pass = soak::run(&luna, postgres.as_deref(), seconds, workers).await;
+            let pass = soak::run(&luna, postgres.as_deref(), seconds, workers, &hub_env).await;
             std::process::exit(i32::from(!pass));
         }
         Command::Http {

@@ -341,10 +341,15 @@ pub(crate) async fn run(
     postgres: Option<&str>,
     seconds: u64,
     workers: usize,
+    extra_env: &[(String, String)],
 ) -> bool {
     let fake = Arc::new(FakeStripe::start().await);
     let db = Database::fresh(postgres, "soak").await;
-    let hub = LunaProcess::start(luna, &db.url, &hub_env(&fake));
+    // As the image runs it (see the Dockerfile); `--hub-env MALLOC_ARENA_MAX=8` to compare.
+    let mut env: Vec<(&str, String)> = hub_env(&fake);
+    env.push(("MALLOC_ARENA_MAX", "2".into()));
+    env.extend(extra_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    let hub = LunaProcess::start(luna, &db.url, &env);
     fake.set_webhook_url(&format!("{}/billing/webhook", hub.base));
     let (samples, counters) = drive(&hub, &db, &fake, seconds, workers).await;
     let errors = hub.error_lines();
