@@ -10,6 +10,7 @@ mod accounts;
 mod billing;
 mod cache;
 mod keys;
+mod page;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -92,7 +93,7 @@ pub fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn i64_of(v: u64) -> Result<i64, StoreError> {
+pub(crate) fn i64_of(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::backend(std::io::Error::other("value out of range")))
 }
 
@@ -475,21 +476,7 @@ impl EventStore for SqliteStore {
         .fetch_one(&self.reader)
         .await
         .map_err(map_err)?;
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? AND (? IS NULL OR event_type = ?) \
-             AND (? IS NULL OR position < ?) ORDER BY position DESC LIMIT ?"
-        );
-        let before = q.before_position.map(i64_of).transpose()?;
-        let rows = sqlx::query(&sql)
-            .bind(stream.as_str())
-            .bind(q.event_type)
-            .bind(q.event_type)
-            .bind(before)
-            .bind(before)
-            .bind(i64_of(q.limit as u64 + 1)?)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?;
+        let rows = self.page_rows(stream, &q).await?;
         let mut events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
         let has_more = events.len() > q.limit;
         events.truncate(q.limit);

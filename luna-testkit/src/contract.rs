@@ -422,6 +422,44 @@ pub async fn read_page_is_newest_first_with_cursor_filter_and_total<S: Store + ?
             .iter()
             .all(|e| e.event.kind.type_name() == "EnergyConsumed")
     );
+    // A cursor that is not one of this stream's events (another stream's, newer): every
+    // event of this stream is older.
+    let other = unique_user("page-other");
+    let receipts = append_on(store, &other, &[], &history[..1])
+        .await
+        .expect("append");
+    let foreign = store
+        .read_page(
+            &u,
+            PageQuery {
+                before_position: Some(receipts[0].position),
+                limit: 100,
+                event_type: None,
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(foreign.events.len(), n);
+    assert_eq!(foreign.events[0].event, history[n - 1]);
+    // A cursor with a type filter.
+    let older_consumes = store
+        .read_page(
+            &u,
+            PageQuery {
+                before_position: Some(before),
+                limit: 100,
+                event_type: Some("EnergyConsumed"),
+            },
+        )
+        .await
+        .expect("page");
+    assert!(
+        older_consumes
+            .events
+            .iter()
+            .all(|e| e.position < before && e.event.kind.type_name() == "EnergyConsumed")
+    );
+    assert_eq!(older_consumes.total_count, consumes as u64);
 }
 
 /// An idempotency record rendered from the receipts is stored with the append.
