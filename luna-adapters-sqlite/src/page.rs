@@ -8,9 +8,41 @@ use sqlx::sqlite::SqliteRow;
 use crate::{EVENT_COLUMNS, SqliteStore, i64_of, map_err};
 
 /// A value bound to a statement whose shape is chosen at run time.
-enum SqliteBind<'a> {
+enum Bind<'a> {
     Text(&'a str),
     Int(i64),
+}
+
+/// The statement of one page shape and its values (the stream first, the limit last).
+fn shape<'a>(
+    stream: &'a str,
+    event_type: Option<&'a str>,
+    before: Option<i64>,
+    cursor_version: Option<i64>,
+    limit: i64,
+) -> (String, Vec<Bind<'a>>) {
+    let (condition, order, mut binds) = match (event_type, before, cursor_version) {
+        (None, None, _) => ("", "version", vec![]),
+        (None, Some(_), Some(v)) => ("AND version < ?", "version", vec![Bind::Int(v)]),
+        // A cursor that is not one of this stream's events (made up by a client): correct,
+        // not indexed.
+        (None, Some(p), None) => ("AND position < ?", "position", vec![Bind::Int(p)]),
+        (Some(t), None, _) => ("AND event_type = ?", "position", vec![Bind::Text(t)]),
+        (Some(t), Some(p), _) => (
+            "AND event_type = ? AND position < ?",
+            "position",
+            vec![Bind::Text(t), Bind::Int(p)],
+        ),
+    };
+    binds.insert(0, Bind::Text(stream));
+    binds.push(Bind::Int(limit));
+    (
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? {condition} \
+             ORDER BY {order} DESC LIMIT ?"
+        ),
+        binds,
+    )
 }
 
 impl SqliteStore {
@@ -36,66 +68,12 @@ impl SqliteStore {
             }
             _ => None,
         };
-        let (sql, binds): (String, Vec<SqliteBind<'_>>) = match (
-            q.event_type,
-            before,
-            cursor_version,
-        ) {
-            (None, None, _) => (
-                format!(
-                    "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? ORDER BY version DESC LIMIT ?"
-                ),
-                vec![SqliteBind::Text(stream.as_str()), SqliteBind::Int(limit)],
-            ),
-            (None, Some(_), Some(v)) => (
-                format!(
-                    "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? AND version < ? ORDER BY version DESC LIMIT ?"
-                ),
-                vec![
-                    SqliteBind::Text(stream.as_str()),
-                    SqliteBind::Int(v),
-                    SqliteBind::Int(limit),
-                ],
-            ),
-            // A cursor that is not one of this stream's events (made up by a client): correct,
-            // not indexed.
-            (None, Some(p), None) => (
-                format!(
-                    "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? AND position < ? ORDER BY position DESC LIMIT ?"
-                ),
-                vec![
-                    SqliteBind::Text(stream.as_str()),
-                    SqliteBind::Int(p),
-                    SqliteBind::Int(limit),
-                ],
-            ),
-            (Some(t), None, _) => (
-                format!(
-                    "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? AND event_type = ? ORDER BY position DESC LIMIT ?"
-                ),
-                vec![
-                    SqliteBind::Text(stream.as_str()),
-                    SqliteBind::Text(t),
-                    SqliteBind::Int(limit),
-                ],
-            ),
-            (Some(t), Some(p), _) => (
-                format!(
-                    "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? AND event_type = ? AND position < ? ORDER BY position DESC LIMIT ?"
-                ),
-                vec![
-                    SqliteBind::Text(stream.as_str()),
-                    SqliteBind::Text(t),
-                    SqliteBind::Int(p),
-                    SqliteBind::Int(limit),
-                ],
-            ),
-        };
+        let (sql, binds) = shape(stream.as_str(), q.event_type, before, cursor_version, limit);
         let mut query = sqlx::query(&sql);
         for b in binds {
             query = match b {
-                SqliteBind::Text(t) => query.bind(t),
-                SqliteBind::Int(i) => query.bind(i),
+                Bind::Text(t) => query.bind(t),
+                Bind::Int(i) => query.bind(i),
             };
         }
         query.fetch_all(&self.reader).await.map_err(map_err)

@@ -275,8 +275,8 @@ pub(crate) async fn run(
         ),
         (
             "no ERROR line in the hub's log",
-            errors == 0,
-            format!("{errors}"),
+            errors == Some(0),
+            format!("{errors:?}"),
         ),
         ("luna verify exits 0", verified, String::new()),
     ];

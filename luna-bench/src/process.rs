@@ -122,13 +122,15 @@ impl LunaProcess {
         }
     }
 
-    /// Lines the hub logged at level ERROR.
-    pub(crate) fn error_lines(&self) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("\"level\":\"ERROR\""))
-            .count()
+    /// Lines the hub logged at level ERROR (`None`: the log could not be read — a failed
+    /// check, not zero).
+    pub(crate) fn error_lines(&self) -> Option<usize> {
+        let log = std::fs::read_to_string(&self.log).ok()?;
+        Some(
+            log.lines()
+                .filter(|l| l.contains("\"level\":\"ERROR\""))
+                .count(),
+        )
     }
 
     /// Stops the hub (SIGKILL is enough: every acknowledged write is committed) and runs

@@ -366,8 +366,8 @@ pub(crate) async fn run(
     checks.extend(growth_checks(&samples));
     checks.push((
         "no ERROR line in the hub's log",
-        errors == 0,
-        format!("{errors}"),
+        errors == Some(0),
+        format!("{errors:?}"),
     ));
     checks.push(("luna verify exits 0", verified, String::new()));
     crate::verdict(&checks)

@@ -422,44 +422,62 @@ pub async fn read_page_is_newest_first_with_cursor_filter_and_total<S: Store + ?
             .iter()
             .all(|e| e.event.kind.type_name() == "EnergyConsumed")
     );
+}
+
+/// A page of up to 100 events.
+async fn page_of<S: Store + ?Sized>(
+    store: &S,
+    u: &UserId,
+    before_position: Option<u64>,
+    event_type: Option<&str>,
+) -> luna_ports::StreamPage {
+    store
+        .read_page(
+            u,
+            PageQuery {
+                before_position,
+                limit: 100,
+                event_type,
+            },
+        )
+        .await
+        .expect("page")
+}
+
+/// A cursor from another stream, and a cursor with a type filter, page like any other.
+pub async fn read_page_takes_foreign_and_filtered_cursors<S: Store + ?Sized>(store: &S) {
+    let u = unique_user("page-cursor");
+    let history = every_kind_history();
+    append_on(store, &u, &[], &history).await.expect("append");
+    let n = history.len();
+    let consumes = history
+        .iter()
+        .filter(|e| e.kind.type_name() == "EnergyConsumed")
+        .count();
+    let all = page_of(store, &u, None, None).await;
+    let before = all.events[n / 2].position;
     // A cursor that is not one of this stream's events (another stream's, newer): every
     // event of this stream is older.
     let other = unique_user("page-other");
     let receipts = append_on(store, &other, &[], &history[..1])
         .await
         .expect("append");
-    let foreign = store
-        .read_page(
-            &u,
-            PageQuery {
-                before_position: Some(receipts[0].position),
-                limit: 100,
-                event_type: None,
-            },
-        )
-        .await
-        .expect("page");
-    assert_eq!(foreign.events.len(), n);
-    assert_eq!(foreign.events[0].event, history[n - 1]);
+    let foreign = page_of(store, &u, Some(receipts[0].position), None).await;
+    assert_eq!(foreign.events, all.events);
     // A cursor with a type filter.
-    let older_consumes = store
-        .read_page(
-            &u,
-            PageQuery {
-                before_position: Some(before),
-                limit: 100,
-                event_type: Some("EnergyConsumed"),
-            },
-        )
-        .await
-        .expect("page");
-    assert!(
-        older_consumes
-            .events
-            .iter()
-            .all(|e| e.position < before && e.event.kind.type_name() == "EnergyConsumed")
-    );
+    let older_consumes = page_of(store, &u, Some(before), Some("EnergyConsumed")).await;
+    let expected: Vec<_> = all
+        .events
+        .iter()
+        .filter(|e| e.position < before && e.event.kind.type_name() == "EnergyConsumed")
+        .cloned()
+        .collect();
+    assert_eq!(older_consumes.events, expected);
     assert_eq!(older_consumes.total_count, consumes as u64);
+    // A cursor in the middle of this stream, unfiltered.
+    let older = page_of(store, &u, Some(before), None).await;
+    assert_eq!(older.events, all.events[n / 2 + 1..].to_vec());
+    assert_eq!(older.total_count, n as u64);
 }
 
 /// An idempotency record rendered from the receipts is stored with the append.
@@ -680,6 +698,7 @@ macro_rules! store_contract_tests {
             find_stream_locates_an_entity,
             read_all_orders_every_stream_by_position,
             read_page_is_newest_first_with_cursor_filter_and_total,
+            read_page_takes_foreign_and_filtered_cursors,
             an_idempotency_record_is_written_with_its_append,
             a_taken_idempotency_key_fails_the_whole_append,
             put_refuses_a_taken_key_and_purge_removes_old_records,
