@@ -93,11 +93,19 @@ async fn client(
                 idem = uuid::Uuid::new_v4().to_string();
             }
             503 => {
-                tally.shed.fetch_add(1, Ordering::Relaxed);
                 let wait = r
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                // Only the admission limit's answer is shedding; a 503 from the storage is a
+                // failure of the scenario.
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                if body["detail"] != "Service busy, retry" {
+                    eprintln!("overload: 503 that is not shedding: {body}");
+                    tally.other.fetch_add(1, Ordering::Relaxed);
+                    return served;
+                }
+                tally.shed.fetch_add(1, Ordering::Relaxed);
                 let Some(wait) = wait else {
                     tally
                         .shed_without_retry_after

@@ -82,18 +82,21 @@ impl LunaProcess {
 
     /// Resident memory and open descriptors from `/proc`, database connections from the
     /// database (PostgreSQL: its sessions on this database; SQLite: descriptors on the database
-    /// file, one per connection).
+    /// file, one per connection). A figure that cannot be read stops the run (a failed
+    /// scenario), never a zero that would pass the checks.
     pub(crate) async fn sample(&self, pg: Option<&sqlx::PgPool>) -> Sample {
         let pid = self.child.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("the hub's /proc status (has it exited?)");
         let rss_kib = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
+            .expect("VmRSS in the hub's /proc status");
         let mut fds = 0;
         let mut db_files = 0;
-        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the hub's descriptors");
+        {
             for e in dir.flatten() {
                 fds += 1;
                 if std::fs::read_link(e.path())
@@ -112,7 +115,7 @@ impl LunaProcess {
             .await
             .ok()
             .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0),
+            .expect("the database's sessions (pg_stat_activity)"),
             None => db_files,
         };
         Sample {

@@ -385,10 +385,11 @@ async fn logged(req: Request, next: Next) -> Response {
             .extensions()
             .get::<error::ErrorCause>()
             .map_or("", |c| c.0.as_str());
-        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
-            // Expected under load or while the database is away (Retry-After was sent): a
-            // warning, so a shed storm does not bury the real errors.
-            tracing::warn!(request_id = %request_id, route = %route, status, cause, "service unavailable");
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE && cause.is_empty() {
+            // Load shed by the admission limit (no cause: nothing failed): a warning, so a shed
+            // storm does not bury the real errors. A 503 with a cause (storage unavailable, disk
+            // full) stays an error.
+            tracing::warn!(request_id = %request_id, route = %route, status, "service busy, shed");
         } else {
             tracing::error!(request_id = %request_id, route = %route, status, cause, "server error");
         }

@@ -447,8 +447,19 @@ async fn page_of<S: Store + ?Sized>(
 /// A cursor from another stream, and a cursor with a type filter, page like any other.
 pub async fn read_page_takes_foreign_and_filtered_cursors<S: Store + ?Sized>(store: &S) {
     let u = unique_user("page-cursor");
+    let other = unique_user("page-other");
     let history = every_kind_history();
-    append_on(store, &u, &[], &history).await.expect("append");
+    // Another stream's event falls between this stream's two halves.
+    let half = history.len() / 2;
+    append_on(store, &u, &[], &history[..half])
+        .await
+        .expect("append");
+    let between = append_on(store, &other, &[], &history[..1])
+        .await
+        .expect("append");
+    append_on(store, &u, &history[..half], &history[half..])
+        .await
+        .expect("append");
     let n = history.len();
     let consumes = history
         .iter()
@@ -456,14 +467,10 @@ pub async fn read_page_takes_foreign_and_filtered_cursors<S: Store + ?Sized>(sto
         .count();
     let all = page_of(store, &u, None, None).await;
     let before = all.events[n / 2].position;
-    // A cursor that is not one of this stream's events (another stream's, newer): every
-    // event of this stream is older.
-    let other = unique_user("page-other");
-    let receipts = append_on(store, &other, &[], &history[..1])
-        .await
-        .expect("append");
-    let foreign = page_of(store, &u, Some(receipts[0].position), None).await;
-    assert_eq!(foreign.events, all.events);
+    // A cursor that is not one of this stream's events (another stream's, in the middle):
+    // this stream's first half is older.
+    let foreign = page_of(store, &u, Some(between[0].position), None).await;
+    assert_eq!(foreign.events, all.events[n - half..].to_vec());
     // A cursor with a type filter.
     let older_consumes = page_of(store, &u, Some(before), Some("EnergyConsumed")).await;
     let expected: Vec<_> = all

@@ -71,11 +71,12 @@ pub struct Acked {
     pub end: Instant,
 }
 
-/// The linearizability check on one user's stored history: replaying the rows in stream
-/// order chains every balance (each row starts where the one before ended, and moves by its
-/// amount), every acknowledged operation is stored with the balance it answered, no balance
-/// goes negative, and the stream order respects real time (an operation that ended before
-/// another began comes first). Returns how many acknowledged operations were checked.
+/// The linearizability check on one user's stored history: every acknowledged operation is
+/// stored with the balance it answered, and the stream order respects real time (an operation
+/// that ended before another began comes first). The rows' `energy_before`/`energy_after` are
+/// folded from the stored events in stream order, so "the rows chain and move by their amount,
+/// never below zero" checks the replay of the stored history, and an acknowledged balance that
+/// differs from that replay fails. Returns how many acknowledged operations were checked.
 pub fn check_linearizable(user: &str, stored: &[Row], acked: &[Acked]) -> usize {
     for pair in stored.windows(2) {
         assert_eq!(
@@ -153,21 +154,34 @@ pub fn storm(
             acked.clone(),
         );
         handles.push(tokio::spawn(async move {
-            for i in 0.. {
+            let mut i = 0;
+            let mut idem = uid("storm");
+            let mut busy = 0;
+            loop {
                 let u = &users[(t + i) % users.len()];
                 let base = &bases[(t + i) % bases.len()];
                 let start = Instant::now();
                 let sent = client
                     .post(format!("{base}/luna/energy/consume"))
                     .bearer_auth(&key)
+                    .header("Idempotency-Key", &idem)
                     .json(&json!({"user_id": u, "action_name": "conseil_rapide"}))
                     .timeout(Duration::from_secs(10))
                     .send()
                     .await;
                 let Ok(r) = sent else { return };
+                if r.status() == 503 && busy < 30 {
+                    // Busy for a moment: the same request again, after Retry-After.
+                    busy += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                busy = 0;
                 if r.status() != 200 {
                     return;
                 }
+                i += 1;
+                idem = uid("storm");
                 let Ok(v) = r.json::<Value>().await else {
                     return;
                 };
