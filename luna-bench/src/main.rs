@@ -574,22 +574,9 @@ async fn main() {
             let _ = std::fs::remove_dir_all(&dir);
             match postgres {
                 Some(base) => {
-                    let name = format!("luna_bench_{}", std::process::id());
-                    let admin = sqlx::PgPool::connect(&base).await.expect("connect");
-                    sqlx::query(&format!("CREATE DATABASE {name}"))
-                        .execute(&admin)
-                        .await
-                        .expect("create database");
-                    let url = match base.rfind('/') {
-                        Some(i) if i > base.find("://").map_or(0, |s| s + 2) => {
-                            format!("{}/{name}", &base[..i])
-                        }
-                        _ => format!("{base}/{name}"),
-                    };
-                    http::run("PostgreSQL", &url, connections, requests, users).await;
-                    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                        .execute(&admin)
-                        .await;
+                    let db = process::Database::fresh(Some(&base), "http").await;
+                    http::run("PostgreSQL", &db.url, connections, requests, users).await;
+                    db.drop_it().await;
                 }
                 None => println!(
                     "\n(PostgreSQL skipped: pass --postgres URL or set LUNA_TEST_DATABASE_URL)"

@@ -16,6 +16,20 @@ use crate::{TestApp, uid};
 
 const LUNA: &str = env!("CARGO_BIN_EXE_luna");
 
+/// `luna verify` on a database, off the runtime.
+pub async fn luna_verify(database: String) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(LUNA)
+            .arg("verify")
+            .env_clear()
+            .env("LUNA_DATABASE_URL", &database)
+            .output()
+            .expect("luna verify")
+    })
+    .await
+    .expect("task")
+}
+
 /// One stored transaction row.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -245,16 +259,7 @@ async fn a_kill_9_mid_storm_loses_no_acknowledged_consume() {
         acked.len()
     );
     drop(restarted);
-    let verify = tokio::task::spawn_blocking(move || {
-        Command::new(LUNA)
-            .arg("verify")
-            .env_clear()
-            .env("LUNA_DATABASE_URL", &database)
-            .output()
-            .expect("luna verify")
-    })
-    .await
-    .expect("task");
+    let verify = luna_verify(database).await;
     assert!(
         verify.status.success(),
         "luna verify: {}{}",
@@ -309,15 +314,6 @@ async fn two_processes_on_one_database_serve_one_storm_linearizably() {
         users.len()
     );
     drop((one, two));
-    let verify = tokio::task::spawn_blocking(move || {
-        Command::new(LUNA)
-            .arg("verify")
-            .env_clear()
-            .env("LUNA_DATABASE_URL", &database)
-            .output()
-            .expect("luna verify")
-    })
-    .await
-    .expect("task");
+    let verify = luna_verify(database).await;
     assert!(verify.status.success(), "luna verify: {verify:?}");
 }
