@@ -9,6 +9,7 @@
 
 mod accounts;
 mod billing;
+mod history;
 mod keys;
 
 use std::str::FromStr;
@@ -17,12 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use luna_codec::{EventRow, decode_row, decode_summary, encode_new, encode_summary};
+use luna_codec::{EventRow, LedgerRow, decode_row, decode_summary, encode_new, encode_summary};
+use luna_core::history::UsageCell;
 use luna_core::{EntityRef, Timestamp, UserId};
 use luna_ports::{
-    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, LoadedWallet,
-    NewEvent, PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse, StoredSummary,
-    StreamPage,
+    AppendBatch, Appended, Clock, EventStore, HistoryPage, IdempotencyRecord, IdempotencyStore,
+    LoadedWallet, NewEvent, PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse,
+    StoredSummary, StreamPage,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -57,6 +59,10 @@ pub const TABLES: &[(&str, Distribution)] = &[
     ("customer_stream", Distribution::Directory("customer_id")),
     ("billing_checkout", Distribution::Stream("stream_id")),
     ("unmatched_payment", Distribution::Directory("payment_ref")),
+    ("ledger", Distribution::Stream("stream_id")),
+    ("usage_daily", Distribution::Stream("stream_id")),
+    ("event_count", Distribution::Stream("stream_id")),
+    ("history_backfill", Distribution::Reference),
 ];
 
 /// The Citus statements that distribute the schema (run once, after `luna migrate`, on the
@@ -118,15 +124,15 @@ pub fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn u64_of(v: i64) -> Result<u64, StoreError> {
+pub(crate) fn u64_of(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::backend(std::io::Error::other("negative value")))
 }
 
-fn i64_of(v: u64) -> Result<i64, StoreError> {
+pub(crate) fn i64_of(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::backend(std::io::Error::other("value out of range")))
 }
 
-fn event_row(r: &PgRow) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn event_row(r: &PgRow) -> Result<RecordedEvent, StoreError> {
     let row = EventRow {
         position: r.try_get("position").map_err(map_err)?,
         event_id: r.try_get("event_id").map_err(map_err)?,
@@ -185,6 +191,7 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(StoreError::backend)?;
+        history::backfill(&pool).await?;
         Ok(PgStore {
             pool,
             clock,
@@ -269,26 +276,35 @@ async fn insert_events(
     for (i, e) in events.iter().enumerate() {
         let row = encode_new(e);
         let version = expected_version + 1 + i as u64;
-        let position: i64 = sqlx::query_scalar(
-            "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
-             metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
-             VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12) RETURNING position",
-        )
-        .bind(&row.event_id)
-        .bind(stream)
-        .bind(i64_of(version)?)
-        .bind(&row.encoded.event_type)
-        .bind(row.encoded.schema_version)
-        .bind(row.encoded.entity.as_deref())
-        .bind(&row.encoded.payload)
-        .bind(&row.metadata)
-        .bind(row.occurred_at_ms)
-        .bind(now.millis())
-        .bind(row.balance_after)
-        .bind(row.available_after)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(map_err)?;
+        let ledger = LedgerRow::of_new(&e.event, row.balance_after).map_err(StoreError::backend)?;
+        let sql = if ledger.is_some() {
+            history::INSERT_ENERGY_EVENT
+        } else {
+            history::INSERT_EVENT
+        };
+        let query = sqlx::query(sql)
+            .bind(&row.event_id)
+            .bind(stream)
+            .bind(i64_of(version)?)
+            .bind(&row.encoded.event_type)
+            .bind(row.encoded.schema_version)
+            .bind(row.encoded.entity.as_deref())
+            .bind(&row.encoded.payload)
+            .bind(&row.metadata)
+            .bind(row.occurred_at_ms)
+            .bind(now.millis())
+            .bind(row.balance_after)
+            .bind(row.available_after);
+        let query = match &ledger {
+            Some(l) => history::bind_ledger(query, l)?,
+            None => query,
+        };
+        let position: i64 = query
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .try_get("position")
+            .map_err(map_err)?;
         receipts.push(Receipt {
             event_id: e.event_id,
             version,
@@ -461,15 +477,15 @@ impl EventStore for PgStore {
 
     async fn read_page(&self, stream: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {
         // Unfiltered, the count is the stream's last version (versions run 1, 2, 3…): one
-        // index probe, not a scan of the history. Filtered, a count over the (stream, type)
-        // index.
+        // index probe, not a scan of the history. Filtered, the count kept per (stream, type)
+        // with each append.
         let total: i64 = match q.event_type {
             None => sqlx::query_scalar(
                 "SELECT COALESCE(MAX(version), 0) FROM event WHERE stream_id = $1",
             )
             .bind(stream.as_str()),
             Some(t) => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM event WHERE stream_id = $1 AND event_type = $2",
+                "SELECT COALESCE((SELECT n FROM event_count WHERE stream_id = $1 AND event_type = $2), 0)",
             )
             .bind(stream.as_str())
             .bind(t),
@@ -497,6 +513,24 @@ impl EventStore for PgStore {
             total_count: u64_of(total)?,
             has_more,
         })
+    }
+
+    async fn history_page(
+        &self,
+        stream: &UserId,
+        before_position: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        history::page(&self.pool, stream, before_position, limit).await
+    }
+
+    async fn usage(
+        &self,
+        stream: &UserId,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Vec<UsageCell>, StoreError> {
+        history::usage(&self.pool, stream, from, to).await
     }
 
     async fn read_all(

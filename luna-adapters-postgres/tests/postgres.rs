@@ -36,6 +36,39 @@ mod contract {
     luna_testkit::store_contract_tests!(super::fresh_store);
 }
 
+/// A database whose history rows and rollups are missing (events stored before migration
+/// 0007) gets them built from its events when it opens, once.
+#[tokio::test]
+async fn the_history_of_events_stored_before_it_was_kept_is_built_on_open() {
+    let schema = fresh_schema("backfill");
+    let clock = Arc::new(FixedClock::default_start());
+    let Some(store) = open("postgres backfill", &schema, clock.clone()).await else {
+        return;
+    };
+    let u = unique_user("backfill");
+    let history = every_kind_history();
+    append_on(&store, &u, &[], &history).await.expect("append");
+    for sql in [
+        "DELETE FROM ledger",
+        "DELETE FROM usage_daily",
+        "UPDATE history_backfill SET done = 0",
+    ] {
+        sqlx::query(sql).execute(store.pool()).await.expect(sql);
+    }
+    let gone = store.history_page(&u, None, 10).await.expect("page");
+    assert_eq!(gone.total_count, 0, "the rows were removed");
+    drop(store);
+    let store = open("postgres backfill", &schema, clock.clone())
+        .await
+        .expect("reopen");
+    luna_testkit::contract::assert_history_matches_the_fold(&store, &u, &history).await;
+    drop(store);
+    let store = open("postgres backfill", &schema, clock)
+        .await
+        .expect("reopen");
+    luna_testkit::contract::assert_history_matches_the_fold(&store, &u, &history).await;
+}
+
 #[tokio::test]
 async fn update_delete_and_truncate_on_event_are_refused_by_the_database() {
     let Some(store) = fresh_store().await else {

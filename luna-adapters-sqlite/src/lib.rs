@@ -9,6 +9,7 @@
 mod accounts;
 mod billing;
 mod cache;
+mod history;
 mod keys;
 mod page;
 
@@ -19,11 +20,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use luna_codec::{EventRow, decode_row, decode_summary, encode_new, encode_summary};
+use luna_core::history::UsageCell;
 use luna_core::{EntityRef, Timestamp, UserId};
 use luna_ports::{
-    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, LoadedWallet,
-    NewEvent, PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse, StoredSummary,
-    StreamPage,
+    AppendBatch, Appended, Clock, EventStore, HistoryPage, IdempotencyRecord, IdempotencyStore,
+    LoadedWallet, NewEvent, PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse,
+    StoredSummary, StreamPage,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -97,11 +99,11 @@ pub(crate) fn i64_of(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::backend(std::io::Error::other("value out of range")))
 }
 
-fn u64_of(v: i64) -> Result<u64, StoreError> {
+pub(crate) fn u64_of(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::backend(std::io::Error::other("negative value")))
 }
 
-fn event_row(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn event_row(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     let row = EventRow {
         position: r.try_get("position").map_err(map_err)?,
         event_id: r.try_get("event_id").map_err(map_err)?,
@@ -155,6 +157,7 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(StoreError::backend)?;
+        history::backfill(&writer).await?;
         let reader = if in_memory {
             writer.clone()
         } else {
@@ -193,6 +196,7 @@ impl SqliteStore {
     ) -> Result<Appended, StoreError> {
         let stream = batch.stream.as_str();
         let receipts = insert_events(tx, stream, batch.expected_version, batch.events, now).await?;
+        history::record(tx, stream, batch.events, &receipts).await?;
         if self.fail_after_event_insert.swap(false, Ordering::SeqCst) {
             return Err(StoreError::backend(std::io::Error::other(
                 "injected failure after the event insert",
@@ -460,15 +464,15 @@ impl EventStore for SqliteStore {
 
     async fn read_page(&self, stream: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {
         // Unfiltered, the count is the stream's last version (versions run 1, 2, 3…): one
-        // index probe, not a scan of the history. Filtered, a count over the (stream, type)
-        // index.
+        // index probe, not a scan of the history. Filtered, the count kept per (stream, type)
+        // with each append.
         let total: i64 = match q.event_type {
             None => sqlx::query_scalar(
                 "SELECT COALESCE(MAX(version), 0) FROM event WHERE stream_id = ?",
             )
             .bind(stream.as_str()),
             Some(t) => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM event WHERE stream_id = ? AND event_type = ?",
+                "SELECT COALESCE((SELECT n FROM event_count WHERE stream_id = ? AND event_type = ?), 0)",
             )
             .bind(stream.as_str())
             .bind(t),
@@ -485,6 +489,24 @@ impl EventStore for SqliteStore {
             total_count: u64_of(total)?,
             has_more,
         })
+    }
+
+    async fn history_page(
+        &self,
+        stream: &UserId,
+        before_position: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        history::page(&self.reader, stream, before_position, limit).await
+    }
+
+    async fn usage(
+        &self,
+        stream: &UserId,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Vec<UsageCell>, StoreError> {
+        history::usage(&self.reader, stream, from, to).await
     }
 
     async fn read_all(

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use luna_core::{Event, EventKind, Id, UserId, Wallet};
-use luna_ports::{RecordedEvent, Store, StoreError};
+use luna_core::{Event, EventKind, Id, UserId, Wallet, history};
+use luna_ports::{PageQuery, RecordedEvent, Store, StoreError};
 
 /// Streams read per page.
 pub const VERIFY_PAGE: usize = 500;
@@ -156,6 +156,85 @@ pub fn check_figures(recorded: &[RecordedEvent]) -> Vec<String> {
     problems
 }
 
+/// The derived history data the store keeps with each append (ledger rows with their
+/// balances, daily usage rollups, event counts per type) against the fold of the events.
+pub async fn check_history(
+    store: &dyn Store,
+    stream: &UserId,
+    recorded: &[RecordedEvent],
+) -> Result<Vec<String>, StoreError> {
+    let mut problems = Vec::new();
+    let events: Vec<Event> = recorded.iter().map(|r| r.event.clone()).collect();
+    let rows = history::transactions(&events);
+    let mut kept = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.history_page(stream, before, VERIFY_PAGE).await?;
+        if page.total_count != rows.len() as u64 {
+            problems.push(format!(
+                "history counts {} rows but the events make {}",
+                page.total_count,
+                rows.len()
+            ));
+        }
+        before = page.entries.last().map(|e| e.event.position);
+        kept.extend(
+            page.entries
+                .into_iter()
+                .map(|e| (e.event.position, e.balance_before, e.balance_after)),
+        );
+        if !page.has_more || before.is_none() {
+            break;
+        }
+    }
+    kept.reverse();
+    let folded: Vec<(u64, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                recorded[r.index].position,
+                r.energy_before.units(),
+                r.energy_after.units(),
+            )
+        })
+        .collect();
+    if kept != folded {
+        let first = kept.iter().zip(&folded).position(|(k, f)| k != f);
+        problems.push(format!(
+            "history rows differ from the fold of the events (kept {}, folded {}, first difference at row {})",
+            kept.len(),
+            folded.len(),
+            first.map_or_else(|| "past the shorter".to_owned(), |i| (i + 1).to_string())
+        ));
+    }
+    if store.usage(stream, None, None).await? != history::usage(&events, None, None) {
+        problems.push("daily usage rollups differ from the fold of the events".to_owned());
+    }
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in &events {
+        *counts.entry(e.kind.type_name()).or_default() += 1;
+    }
+    for (event_type, n) in counts {
+        let page = store
+            .read_page(
+                stream,
+                PageQuery {
+                    before_position: None,
+                    limit: 1,
+                    event_type: Some(event_type),
+                },
+            )
+            .await?;
+        if page.total_count != n {
+            problems.push(format!(
+                "{event_type}: {} events counted but {n} stored",
+                page.total_count
+            ));
+        }
+    }
+    Ok(problems)
+}
+
 /// Replays every stream of the store: invariants of each stream, and the stored projection
 /// against the one rebuilt from its events. `progress(done_streams)` is called after each.
 pub async fn verify(
@@ -171,6 +250,7 @@ pub async fn verify(
         for stored in page {
             let recorded = store.read_stream(&stored.stream).await?;
             let mut problems = check_figures(&recorded);
+            problems.extend(check_history(store, &stored.stream, &recorded).await?);
             let events: Vec<Event> = recorded.into_iter().map(|r| r.event).collect();
             report.streams += 1;
             report.events += events.len() as u64;

@@ -732,6 +732,22 @@ impl EventStore for Flaky {
     async fn read_page(&self, s: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {
         self.inner.read_page(s, q).await
     }
+    async fn history_page(
+        &self,
+        s: &UserId,
+        b: Option<u64>,
+        l: usize,
+    ) -> Result<luna_ports::HistoryPage, StoreError> {
+        self.inner.history_page(s, b, l).await
+    }
+    async fn usage(
+        &self,
+        s: &UserId,
+        f: Option<Timestamp>,
+        t: Option<Timestamp>,
+    ) -> Result<Vec<luna_core::history::UsageCell>, StoreError> {
+        self.inner.usage(s, f, t).await
+    }
     async fn read_all(&self, a: u64, l: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_all(a, l).await
     }

@@ -18,8 +18,10 @@ use luna_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+mod ledger;
 mod summary;
 
+pub use ledger::{LedgerRow, cell_of, stream_rows};
 pub use summary::{decode_summary, encode_summary};
 
 /// The schema version every event is written with today.

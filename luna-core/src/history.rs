@@ -28,6 +28,22 @@ pub enum TxKind {
 }
 
 impl TxKind {
+    /// Every kind.
+    pub const ALL: [TxKind; 7] = [
+        TxKind::Welcome,
+        TxKind::Consume,
+        TxKind::Refund,
+        TxKind::Purchase,
+        TxKind::Bonus,
+        TxKind::Grant,
+        TxKind::Revoke,
+    ];
+
+    /// The kind of a wire name.
+    pub fn parse(name: &str) -> Option<TxKind> {
+        TxKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The wire name (`action_type`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -152,6 +168,32 @@ fn row_of(e: &Event) -> Option<(Id, TxKind, Energy, TxReason)> {
     })
 }
 
+/// The row one event makes, with the balances around it (`None`: not an energy row).
+/// `before` is the balance before the event, `after` the balance after it.
+pub fn row<'a>(index: usize, e: &'a Event, before: Balance, after: Balance) -> Option<TxRow<'a>> {
+    let (tx, kind, amount, reason) = row_of(e)?;
+    let consumed = match &e.kind {
+        EventKind::EnergyConsumed(c) => Some(c),
+        _ => None,
+    };
+    let context = consumed.and_then(|c| c.context.as_ref());
+    Some(TxRow {
+        index,
+        tx,
+        kind,
+        amount,
+        reason,
+        app_source: context.and_then(Context::app_source),
+        feature_used: consumed.map(|c| &c.action),
+        energy_before: before,
+        energy_after: after,
+        at: e.occurred_at,
+        context,
+        unlimited: consumed.is_some_and(|c| c.unlimited),
+        notional: consumed.map_or(Energy::ZERO, |c| c.notional),
+    })
+}
+
 /// Every history row of a stream, oldest first, with balances before and after.
 pub fn transactions(events: &[Event]) -> Vec<TxRow<'_>> {
     let mut balance = Summary::default();
@@ -159,31 +201,122 @@ pub fn transactions(events: &[Event]) -> Vec<TxRow<'_>> {
     for (index, e) in events.iter().enumerate() {
         let before = balance.balance;
         balance.apply(e);
-        let Some((tx, kind, amount, reason)) = row_of(e) else {
-            continue;
-        };
-        let consumed = match &e.kind {
-            EventKind::EnergyConsumed(c) => Some(c),
-            _ => None,
-        };
-        let context = consumed.and_then(|c| c.context.as_ref());
-        rows.push(TxRow {
-            index,
-            tx,
-            kind,
-            amount,
-            reason,
-            app_source: context.and_then(Context::app_source),
-            feature_used: consumed.map(|c| &c.action),
-            energy_before: before,
-            energy_after: balance.balance,
-            at: e.occurred_at,
-            context,
-            unlimited: consumed.is_some_and(|c| c.unlimited),
-            notional: consumed.map_or(Energy::ZERO, |c| c.notional),
-        });
+        rows.extend(row(index, e, before, balance.balance));
     }
     rows
+}
+
+impl TxRow<'_> {
+    /// The signed change of the balance: `energy_after − energy_before`.
+    pub fn change(&self) -> i64 {
+        let amount = i64::from(self.amount.units());
+        match self.kind {
+            TxKind::Consume | TxKind::Revoke => -amount,
+            TxKind::Welcome | TxKind::Refund | TxKind::Purchase | TxKind::Bonus | TxKind::Grant => {
+                amount
+            }
+        }
+    }
+
+    /// This row as a usage cell of its own (one row, on its UTC day).
+    pub fn cell(&self) -> UsageCell {
+        let consume = self.kind == TxKind::Consume;
+        UsageCell {
+            day: self.at.day_number(),
+            kind: self.kind,
+            action: self
+                .feature_used
+                .filter(|_| consume)
+                .map_or_else(String::new, |a| a.as_str().to_owned()),
+            app: if consume {
+                self.app_source.unwrap_or(DEFAULT_APP).to_owned()
+            } else {
+                String::new()
+            },
+            rows: 1,
+            energy: u64::from(self.amount.units()),
+            unlimited: u64::from(consume && self.unlimited),
+            notional: if consume && self.unlimited {
+                u64::from(self.notional.units())
+            } else {
+                0
+            },
+        }
+    }
+}
+
+/// History rows summed per (UTC day, kind, action, app): what analytics folds. Stores keep
+/// them per day as the rows are appended, so analytics over a range reads the days in it
+/// (and the rows of at most two partial days at its edges), never the whole history.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UsageCell {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    /// The rows' kind.
+    pub kind: TxKind,
+    /// The consumes' action (empty on other kinds).
+    pub action: String,
+    /// The consumes' app, [`DEFAULT_APP`] when their context names none (empty on other kinds).
+    pub app: String,
+    /// Number of rows.
+    pub rows: u64,
+    /// Their energy (gross amounts).
+    pub energy: u64,
+    /// How many were Unlimited consumes.
+    pub unlimited: u64,
+    /// The notional energy of those.
+    pub notional: u64,
+}
+
+impl UsageCell {
+    /// The key cells are summed under.
+    pub fn key(&self) -> (i64, TxKind, &str, &str) {
+        (self.day, self.kind, &self.action, &self.app)
+    }
+
+    /// Adds another cell's counts (same key), `None` on overflow.
+    #[must_use]
+    pub fn plus(&self, other: &UsageCell) -> Option<UsageCell> {
+        Some(UsageCell {
+            rows: self.rows.checked_add(other.rows)?,
+            energy: self.energy.checked_add(other.energy)?,
+            unlimited: self.unlimited.checked_add(other.unlimited)?,
+            notional: self.notional.checked_add(other.notional)?,
+            ..self.clone()
+        })
+    }
+}
+
+/// The usage cells of a stream's rows in `[from, to)`, summed per key, in key order.
+pub fn usage(events: &[Event], from: Option<Timestamp>, to: Option<Timestamp>) -> Vec<UsageCell> {
+    let in_range = |t: Timestamp| from.is_none_or(|f| t >= f) && to.is_none_or(|u| t < u);
+    sum_cells(
+        transactions(events)
+            .iter()
+            .filter(|r| in_range(r.at))
+            .map(TxRow::cell),
+    )
+}
+
+/// Sums cells with the same key, in key order (saturating: counts of a real history are far
+/// below `u64::MAX`).
+pub fn sum_cells(cells: impl IntoIterator<Item = UsageCell>) -> Vec<UsageCell> {
+    let mut summed: BTreeMap<(i64, TxKind, String, String), UsageCell> = BTreeMap::new();
+    for c in cells {
+        let key = (c.day, c.kind, c.action.clone(), c.app.clone());
+        match summed.get_mut(&key) {
+            Some(s) => {
+                s.rows = s.rows.saturating_add(c.rows);
+                s.energy = s.energy.saturating_add(c.energy);
+                s.unlimited = s.unlimited.saturating_add(c.unlimited);
+                s.notional = s.notional.saturating_add(c.notional);
+            }
+            None => {
+                summed.insert(key, c);
+            }
+        }
+    }
+    summed.into_values().collect()
 }
 
 /// The app a consume is attributed to when its context names none.
@@ -238,7 +371,11 @@ pub fn analytics(
     for e in events {
         summary.apply(e);
     }
-    let in_range = |t: Timestamp| from.is_none_or(|f| t >= f) && to.is_none_or(|u| t < u);
+    analytics_of(&summary, &usage(events, from, to), now)
+}
+
+/// Analytics from the stream's summary (the figures "now") and the usage cells of the range.
+pub fn analytics_of(summary: &Summary, cells: &[UsageCell], now: Timestamp) -> Analytics {
     let mut a = Analytics {
         current_energy: summary.balance.units(),
         total_consumed: 0,
@@ -250,35 +387,28 @@ pub fn analytics(
         daily: Vec::new(),
         unlimited_actions: 0,
         notional_energy_unlimited: 0,
-        subscription_type: SubscriptionType::of(&summary, now),
+        subscription_type: SubscriptionType::of(summary, now),
         member_since: summary.opened_at,
     };
     let mut actions: BTreeMap<&str, Usage> = BTreeMap::new();
-    let mut daily: BTreeMap<Date, u64> = BTreeMap::new();
-    for row in transactions(events).into_iter().filter(|r| in_range(r.at)) {
-        a.total_transactions += 1;
-        let amount = u64::from(row.amount.units());
-        match row.kind {
+    let mut daily: BTreeMap<i64, u64> = BTreeMap::new();
+    for c in cells {
+        a.total_transactions = a.total_transactions.saturating_add(c.rows);
+        match c.kind {
             TxKind::Consume => {
-                a.total_consumed += amount;
-                let name = row.feature_used.map_or("", ActionName::as_str);
-                let u = actions.entry(name).or_default();
-                u.count += 1;
-                u.energy += amount;
-                let app = a
-                    .by_app
-                    .entry(row.app_source.unwrap_or(DEFAULT_APP).to_owned())
-                    .or_default();
-                app.count += 1;
-                app.energy += amount;
-                *daily.entry(row.at.date()).or_default() += amount;
-                if row.unlimited {
-                    a.unlimited_actions += 1;
-                    a.notional_energy_unlimited += u64::from(row.notional.units());
-                }
+                a.total_consumed = a.total_consumed.saturating_add(c.energy);
+                actions.entry(&c.action).or_default().add(c);
+                a.by_app.entry(c.app.clone()).or_default().add(c);
+                let day = daily.entry(c.day).or_default();
+                *day = day.saturating_add(c.energy);
+                a.unlimited_actions = a.unlimited_actions.saturating_add(c.unlimited);
+                a.notional_energy_unlimited =
+                    a.notional_energy_unlimited.saturating_add(c.notional);
             }
-            TxKind::Purchase | TxKind::Bonus => a.total_purchased += amount,
-            TxKind::Refund => a.total_refunded += amount,
+            TxKind::Purchase | TxKind::Bonus => {
+                a.total_purchased = a.total_purchased.saturating_add(c.energy);
+            }
+            TxKind::Refund => a.total_refunded = a.total_refunded.saturating_add(c.energy),
             TxKind::Welcome | TxKind::Grant | TxKind::Revoke => {}
         }
     }
@@ -289,6 +419,16 @@ pub fn analytics(
     top.sort_by(|x, y| y.1.count.cmp(&x.1.count).then_with(|| x.0.cmp(&y.0)));
     top.truncate(5);
     a.top_actions = top;
-    a.daily = daily.into_iter().collect();
+    a.daily = daily
+        .into_iter()
+        .map(|(d, e)| (Date::from_days(d), e))
+        .collect();
     a
+}
+
+impl Usage {
+    fn add(&mut self, c: &UsageCell) {
+        self.count = self.count.saturating_add(c.rows);
+        self.energy = self.energy.saturating_add(c.energy);
+    }
 }

@@ -223,7 +223,17 @@ impl Timestamp {
 
     /// The UTC calendar date of this instant.
     pub fn date(self) -> Date {
-        Date::from_days(self.0.div_euclid(86_400_000))
+        Date::from_days(self.day_number())
+    }
+
+    /// Whole UTC days since 1970-01-01 (toward negative infinity).
+    pub const fn day_number(self) -> i64 {
+        self.0.div_euclid(86_400_000)
+    }
+
+    /// The first instant of the UTC day `day` (days since 1970-01-01), saturating.
+    pub const fn start_of_day(day: i64) -> Timestamp {
+        Timestamp(day.saturating_mul(86_400_000))
     }
 }
 

@@ -6,6 +6,7 @@
 //! consistently (one read); cost the same for `load` whatever the length of the history.
 
 use async_trait::async_trait;
+use luna_core::history::UsageCell;
 use luna_core::{EntityRef, Event, Id, Summary, Timestamp, UserId};
 
 use crate::error::StoreError;
@@ -181,6 +182,83 @@ pub struct StreamPage {
     pub has_more: bool,
 }
 
+/// One row of a stream's transaction history: an energy event with the balances around it,
+/// kept at append time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The event.
+    pub event: RecordedEvent,
+    /// The balance before it.
+    pub balance_before: i64,
+    /// The balance after it.
+    pub balance_after: i64,
+}
+
+/// A page of a stream's transaction history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The rows.
+    pub entries: Vec<HistoryEntry>,
+    /// How many rows the whole history has (every page, ignoring `before_position`).
+    pub total_count: u64,
+    /// Whether older rows exist.
+    pub has_more: bool,
+}
+
+/// How a usage query over `[from, to)` is answered: the UTC days wholly inside the range
+/// from the daily rollups, and the rows of the partial days at its edges one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageSplit {
+    /// Whole days `[first, end)` read from the rollups (`None` bound: unbounded; `None`: no
+    /// whole day).
+    pub days: Option<(Option<i64>, Option<i64>)>,
+    /// Time ranges `[from, to)` whose rows are read one by one (at most two, each within
+    /// one day).
+    pub edges: Vec<(Option<Timestamp>, Option<Timestamp>)>,
+}
+
+impl UsageSplit {
+    /// Splits `[from, to)`.
+    pub fn of(from: Option<Timestamp>, to: Option<Timestamp>) -> UsageSplit {
+        // The first whole day starts at or after `from`; the whole days end at or before `to`.
+        let first = from.map(|f| {
+            let d = f.day_number();
+            if Timestamp::start_of_day(d) == f {
+                d
+            } else {
+                d.saturating_add(1)
+            }
+        });
+        let end = to.map(Timestamp::day_number);
+        if let (Some(f), Some(e)) = (first, end) {
+            if f >= e {
+                // No whole day: the range lies within at most two partial days.
+                return UsageSplit {
+                    days: None,
+                    edges: vec![(from, to)],
+                };
+            }
+        }
+        let mut edges = Vec::with_capacity(2);
+        if let (Some(f), Some(d)) = (from, first) {
+            let start = Timestamp::start_of_day(d);
+            if f < start {
+                edges.push((Some(f), Some(start)));
+            }
+        }
+        if let (Some(t), Some(e)) = (to, end) {
+            let start = Timestamp::start_of_day(e);
+            if start < t {
+                edges.push((Some(start), Some(t)));
+            }
+        }
+        UsageSplit {
+            days: Some((first, end)),
+            edges,
+        }
+    }
+}
+
 /// The append-only, per-user event store and the projections it keeps with each append.
 #[async_trait]
 pub trait EventStore: Send + Sync {
@@ -211,6 +289,26 @@ pub trait EventStore: Send + Sync {
         stream: &UserId,
         query: PageQuery<'_>,
     ) -> Result<StreamPage, StoreError>;
+
+    /// A page of the stream's transaction history (its energy events with the balances
+    /// around them, see `luna_core::history`), newest first: `limit` rows before
+    /// `before_position`. Costs O(page), never O(history).
+    async fn history_page(
+        &self,
+        stream: &UserId,
+        before_position: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError>;
+
+    /// The usage cells (`luna_core::history::UsageCell`) of the stream's history rows that
+    /// occurred in `[from, to)`, summed per key in key order. Costs O(days in the range + the
+    /// rows of at most two partial days), never O(history) (see [`UsageSplit`]).
+    async fn usage(
+        &self,
+        stream: &UserId,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Vec<UsageCell>, StoreError>;
 
     /// Up to `limit` events of every stream after `after_position`, by position.
     async fn read_all(

@@ -16,9 +16,9 @@ mod runtime;
 pub use accounts::{Account, AccountStore, Rotation, Session, ThrottleStore};
 pub use error::StoreError;
 pub use events::{
-    AppendBatch, Appended, EnergyAfter, EventMetadata, EventStore, LoadedWallet, NewEvent,
-    PageQuery, PendingIdempotency, Receipt, RecordedEvent, RenderResponse, StoredSummary,
-    StreamPage,
+    AppendBatch, Appended, EnergyAfter, EventMetadata, EventStore, HistoryEntry, HistoryPage,
+    LoadedWallet, NewEvent, PageQuery, PendingIdempotency, Receipt, RecordedEvent, RenderResponse,
+    StoredSummary, StreamPage, UsageSplit,
 };
 pub use idempotency::{IdempotencyRecord, IdempotencyStore, StoredResponse};
 pub use keys::{KeyStore, Scope, ServiceKey};

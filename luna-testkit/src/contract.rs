@@ -17,6 +17,13 @@ use luna_ports::{
 
 use crate::strategies::{Op, Sim};
 
+mod history;
+
+pub use history::{
+    assert_history_matches_the_fold, history_pages_give_every_row_with_its_balances,
+    usage_of_any_range_equals_the_fold,
+};
+
 /// A user id for tests.
 pub fn user(s: &str) -> UserId {
     UserId::parse(s).expect("valid user id")
@@ -706,6 +713,8 @@ macro_rules! store_contract_tests {
             read_all_orders_every_stream_by_position,
             read_page_is_newest_first_with_cursor_filter_and_total,
             read_page_takes_foreign_and_filtered_cursors,
+            history_pages_give_every_row_with_its_balances,
+            usage_of_any_range_equals_the_fold,
             an_idempotency_record_is_written_with_its_append,
             a_taken_idempotency_key_fails_the_whole_append,
             put_refuses_a_taken_key_and_purge_removes_old_records,

@@ -4,11 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use luna_core::history::UsageCell;
 use luna_core::{EntityRef, Summary, Timestamp, UserId};
 use luna_ports::{
-    AppendBatch, Appended, Clock, EventStore, IdempotencyRecord, IdempotencyStore, KeyStore,
-    LoadedWallet, PageQuery, Receipt, RecordedEvent, ServiceKey, StoreError, StoredSummary,
-    StreamPage,
+    AppendBatch, Appended, Clock, EventStore, HistoryEntry, HistoryPage, IdempotencyRecord,
+    IdempotencyStore, KeyStore, LoadedWallet, PageQuery, Receipt, RecordedEvent, ServiceKey,
+    StoreError, StoredSummary, StreamPage,
 };
 use std::sync::Arc;
 
@@ -240,6 +241,51 @@ impl EventStore for MemoryStore {
             total_count,
             has_more,
         })
+    }
+
+    async fn history_page(
+        &self,
+        stream: &UserId,
+        before_position: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        // The reference: a fold of the whole stream (the SQL stores keep the rows instead).
+        let recorded = self.read_stream(stream).await?;
+        let events: Vec<luna_core::Event> = recorded.iter().map(|r| r.event.clone()).collect();
+        let rows = luna_core::history::transactions(&events);
+        let mut entries: Vec<HistoryEntry> = rows
+            .iter()
+            .rev()
+            .filter(|r| before_position.is_none_or(|b| recorded[r.index].position < b))
+            .take(limit + 1)
+            .map(|r| HistoryEntry {
+                event: recorded[r.index].clone(),
+                balance_before: r.energy_before.units(),
+                balance_after: r.energy_after.units(),
+            })
+            .collect();
+        let has_more = entries.len() > limit;
+        entries.truncate(limit);
+        Ok(HistoryPage {
+            entries,
+            total_count: rows.len() as u64,
+            has_more,
+        })
+    }
+
+    async fn usage(
+        &self,
+        stream: &UserId,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Vec<UsageCell>, StoreError> {
+        let events: Vec<luna_core::Event> = self
+            .read_stream(stream)
+            .await?
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        Ok(luna_core::history::usage(&events, from, to))
     }
 
     async fn read_all(

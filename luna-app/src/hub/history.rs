@@ -1,7 +1,8 @@
 //! History: the transactions page and analytics.
 
 use luna_core::history::{self, TxKind};
-use luna_core::{Timestamp, UserId};
+use luna_core::{Balance, Timestamp, UserId};
+use luna_ports::StoreError;
 
 use super::{Hub, MAX_PAGE};
 use crate::error::AppError;
@@ -16,17 +17,23 @@ impl Hub {
         limit: usize,
     ) -> Result<TransactionsPage, AppError> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let recorded = self.store.read_stream(user).await?;
-        let events: Vec<luna_core::Event> = recorded.iter().map(|r| r.event.clone()).collect();
-        let rows = history::transactions(&events);
-        let total_count = rows.len() as u64;
-        let mut page: Vec<TxLine> = rows
-            .iter()
-            .rev()
-            .filter(|r| before.is_none_or(|b| recorded[r.index].position < b))
-            .take(limit + 1)
-            .map(|r| TxLine {
-                position: recorded[r.index].position,
+        let page = self.store.history_page(user, before, limit).await?;
+        let mut lines = Vec::with_capacity(page.entries.len());
+        for entry in &page.entries {
+            let r = history::row(
+                0,
+                &entry.event.event,
+                Balance::new(entry.balance_before),
+                Balance::new(entry.balance_after),
+            )
+            .ok_or_else(|| {
+                AppError::from(StoreError::backend(std::io::Error::other(format!(
+                    "history row {} is not an energy event",
+                    entry.event.position
+                ))))
+            })?;
+            lines.push(TxLine {
+                position: entry.event.position,
                 transaction_id: r.tx,
                 kind: r.kind,
                 amount: r.amount,
@@ -41,14 +48,14 @@ impl Hub {
                 energy_after: r.energy_after,
                 created_at: r.at,
                 context: r.context.map(|c| c.raw().clone()),
-            })
-            .collect();
-        let next_before = if page.len() > limit {
-            page.truncate(limit);
-            page.last().map(|l| l.position)
+            });
+        }
+        let next_before = if page.has_more {
+            lines.last().map(|l| l.position)
         } else {
             None
         };
+        let (page, total_count) = (lines, page.total_count);
         Ok(TransactionsPage {
             user: user.clone(),
             lines: page,
@@ -64,11 +71,12 @@ impl Hub {
         from: Option<Timestamp>,
         to: Option<Timestamp>,
     ) -> Result<AnalyticsOutcome, AppError> {
-        let recorded = self.store.read_stream(user).await?;
-        let events: Vec<luna_core::Event> = recorded.into_iter().map(|r| r.event).collect();
+        // The figures "now" from the projection (one row), the range from the rollups.
+        let summary = self.engine.current_summary(user).await?;
+        let cells = self.store.usage(user, from, to).await?;
         Ok(AnalyticsOutcome {
             user: user.clone(),
-            analytics: history::analytics(&events, from, to, self.clock.now()),
+            analytics: history::analytics_of(&summary, &cells, self.clock.now()),
         })
     }
 }

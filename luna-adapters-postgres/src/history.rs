@@ -1,0 +1,242 @@
+//! The derived history data written with each append (ledger rows, daily usage rollups,
+//! event counts per type), its reads, and its one-time build for events stored before it
+//! existed (issue 9). An event and all its derived rows are one statement (data-modifying
+//! `WITH`), so keeping them costs no round trip.
+
+use luna_codec::{LedgerRow, cell_of, stream_rows};
+use luna_core::history::{UsageCell, sum_cells};
+use luna_core::{Timestamp, UserId};
+use luna_ports::{HistoryEntry, HistoryPage, StoreError, UsageSplit};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres, Row};
+
+use crate::{EVENT_COLUMNS, event_row, i64_of, map_err, u64_of};
+
+/// Inserts an event (`$1`–`$12`) and counts it under its type; answers its position.
+macro_rules! event_insert {
+    ($($more:tt)*) => {
+        concat!(
+            "WITH e AS (INSERT INTO event (event_id, stream_id, version, event_type, schema_version, \
+             entity, payload, metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
+             VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12) RETURNING position), \
+             c AS (INSERT INTO event_count (stream_id, event_type, n) VALUES ($2, $4, 1) \
+             ON CONFLICT (stream_id, event_type) DO UPDATE SET n = event_count.n + 1)",
+            $($more)*
+            " SELECT position FROM e"
+        )
+    };
+}
+
+/// The ledger row (`$13`–`$20`, at position `$21`, after the stream's last) and its day's
+/// rollup (`$22`), for the stream `$2`.
+macro_rules! ledger_insert {
+    ($position:literal) => {
+        concat!(
+            "INSERT INTO ledger (stream_id, seq, position, kind, amount, balance_before, balance_after, \
+             occurred_at_ms, action, app, unlimited, notional) \
+             SELECT $2, COALESCE(MAX(seq), 0) + 1, ", $position, ", $13, $14, $15, $16, $17, $18, $19, $20, $21 \
+             FROM ledger WHERE stream_id = $2"
+        )
+    };
+}
+
+macro_rules! rollup_insert {
+    () => {
+        "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, unlimited, notional) \
+         VALUES ($2, $22, $13, $18, $19, 1, $14, $20, $21) \
+         ON CONFLICT (stream_id, day, kind, action, app) DO UPDATE SET \
+         row_count = usage_daily.row_count + 1, energy = usage_daily.energy + excluded.energy, \
+         unlimited = usage_daily.unlimited + excluded.unlimited, \
+         notional = usage_daily.notional + excluded.notional"
+    };
+}
+
+/// An event that is not a history row.
+pub(crate) const INSERT_EVENT: &str = event_insert!();
+
+/// An energy event with its ledger row and rollup.
+pub(crate) const INSERT_ENERGY_EVENT: &str = event_insert!(
+    ", l AS (",
+    ledger_insert!("(SELECT position FROM e)"),
+    "), u AS (",
+    rollup_insert!(),
+    ")",
+);
+
+/// A ledger row and its rollup for an event already stored (`$1`: its position).
+const INSERT_LEDGER: &str = concat!("WITH l AS (", ledger_insert!("$1"), ") ", rollup_insert!());
+
+/// Binds a ledger row's columns as `$13`–`$22` after the statement's first twelve.
+pub(crate) fn bind_ledger<'q>(
+    q: Query<'q, Postgres, PgArguments>,
+    row: &'q LedgerRow,
+) -> Result<Query<'q, Postgres, PgArguments>, StoreError> {
+    let c = &row.cell;
+    Ok(q.bind(c.kind.as_str())
+        .bind(row.amount)
+        .bind(row.balance_before)
+        .bind(row.balance_after)
+        .bind(row.occurred_at_ms)
+        .bind(c.action.as_str())
+        .bind(c.app.as_str())
+        .bind(i64::from(row.unlimited()))
+        .bind(row.notional().map_err(StoreError::backend)?)
+        .bind(c.day))
+}
+
+/// Builds the ledger and rollups of the events stored before they were kept, once: the first
+/// statement marks the work done (a second process blocks on that row, then finds nothing to
+/// do) and appends wait on the table lock until the build commits.
+pub(crate) async fn backfill(pool: &PgPool) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(map_err)?;
+    let claimed = sqlx::query("UPDATE history_backfill SET done = 1 WHERE done = 0")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if claimed.rows_affected() == 0 {
+        return tx.commit().await.map_err(map_err);
+    }
+    sqlx::query("LOCK TABLE event IN SHARE MODE")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let streams: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT stream_id FROM event WHERE stream_id NOT IN (SELECT stream_id FROM ledger)",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = $1 ORDER BY position");
+    for stream in streams {
+        let rows = sqlx::query(&sql)
+            .bind(&stream)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let recorded = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+        for (position, row) in stream_rows(&recorded) {
+            // `$3`–`$12` are unused by this statement but keep the numbering of the append's.
+            let q = sqlx::query(INSERT_LEDGER)
+                .bind(i64_of(position)?)
+                .bind(&stream);
+            let q = (3..=12).fold(q, |q, _| q.bind(None::<i64>));
+            bind_ledger(q, &row)?
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+    }
+    tx.commit().await.map_err(map_err)
+}
+
+/// The event columns, qualified for a join with the ledger.
+fn event_columns() -> String {
+    EVENT_COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A page of the stream's ledger joined with its events, newest first.
+pub(crate) async fn page(
+    pool: &PgPool,
+    stream: &UserId,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<HistoryPage, StoreError> {
+    let total: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger WHERE stream_id = $1")
+            .bind(stream.as_str())
+            .fetch_one(pool)
+            .await
+            .map_err(map_err)?;
+    let sql = format!(
+        "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after \
+         FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
+         WHERE l.stream_id = $1 AND l.position < $2 ORDER BY l.position DESC LIMIT $3",
+        event_columns()
+    );
+    let rows = sqlx::query(&sql)
+        .bind(stream.as_str())
+        .bind(before.map_or(Ok(i64::MAX), i64_of)?)
+        .bind(i64_of(limit as u64 + 1)?)
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?;
+    let mut entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
+    let has_more = entries.len() > limit;
+    entries.truncate(limit);
+    Ok(HistoryPage {
+        entries,
+        total_count: u64_of(total)?,
+        has_more,
+    })
+}
+
+fn entry(r: &PgRow) -> Result<HistoryEntry, StoreError> {
+    Ok(HistoryEntry {
+        event: event_row(r)?,
+        balance_before: r.try_get("l_before").map_err(map_err)?,
+        balance_after: r.try_get("l_after").map_err(map_err)?,
+    })
+}
+
+/// The usage cells of `[from, to)`: whole days from the rollups, the edges from the ledger.
+pub(crate) async fn usage(
+    pool: &PgPool,
+    stream: &UserId,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+) -> Result<Vec<UsageCell>, StoreError> {
+    let split = UsageSplit::of(from, to);
+    let mut cells = Vec::new();
+    if let Some((first, end)) = split.days {
+        let rows = sqlx::query(
+            "SELECT day, kind, action, app, row_count, energy, unlimited, notional FROM usage_daily \
+             WHERE stream_id = $1 AND day >= $2 AND day < $3",
+        )
+        .bind(stream.as_str())
+        .bind(first.unwrap_or(i64::MIN))
+        .bind(end.unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?;
+        for r in &rows {
+            cells.push(cell(r, r.try_get("day").map_err(map_err)?, "row_count")?);
+        }
+    }
+    for (lo, hi) in split.edges {
+        let rows = sqlx::query(
+            "SELECT kind, action, app, 1::bigint AS one, amount AS energy, unlimited, notional, \
+             occurred_at_ms FROM ledger \
+             WHERE stream_id = $1 AND occurred_at_ms >= $2 AND occurred_at_ms < $3",
+        )
+        .bind(stream.as_str())
+        .bind(lo.map_or(i64::MIN, Timestamp::millis))
+        .bind(hi.map_or(i64::MAX, Timestamp::millis))
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?;
+        for r in &rows {
+            let at: i64 = r.try_get("occurred_at_ms").map_err(map_err)?;
+            cells.push(cell(r, Timestamp::from_millis(at).day_number(), "one")?);
+        }
+    }
+    Ok(sum_cells(cells))
+}
+
+fn cell(r: &PgRow, day: i64, rows: &str) -> Result<UsageCell, StoreError> {
+    cell_of(
+        day,
+        r.try_get("kind").map_err(map_err)?,
+        r.try_get("action").map_err(map_err)?,
+        r.try_get("app").map_err(map_err)?,
+        r.try_get(rows).map_err(map_err)?,
+        r.try_get("energy").map_err(map_err)?,
+        r.try_get("unlimited").map_err(map_err)?,
+        r.try_get("notional").map_err(map_err)?,
+    )
+    .map_err(StoreError::backend)
+}

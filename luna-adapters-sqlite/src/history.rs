@@ -1,0 +1,241 @@
+//! The derived history data written with each append (ledger rows, daily usage rollups,
+//! event counts per type), its reads, and its one-time build for events stored before it
+//! existed (issue 9).
+
+use luna_codec::{LedgerRow, cell_of, stream_rows};
+use luna_core::history::{UsageCell, sum_cells};
+use luna_core::{Timestamp, UserId};
+use luna_ports::{HistoryEntry, HistoryPage, NewEvent, Receipt, StoreError, UsageSplit};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use crate::{EVENT_COLUMNS, event_row, i64_of, map_err, u64_of};
+
+/// The event columns, qualified for a join with the ledger.
+fn event_columns() -> String {
+    EVENT_COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes the derived data of appended events: their counts per type, and for each energy
+/// event its ledger row (numbered after the stream's last) and its day's rollup.
+pub(crate) async fn record(
+    tx: &mut Transaction<'_, Sqlite>,
+    stream: &str,
+    events: &[NewEvent],
+    receipts: &[Receipt],
+) -> Result<(), StoreError> {
+    for (e, receipt) in events.iter().zip(receipts) {
+        sqlx::query(
+            "INSERT INTO event_count (stream_id, event_type, n) VALUES (?, ?, 1) \
+             ON CONFLICT (stream_id, event_type) DO UPDATE SET n = n + 1",
+        )
+        .bind(stream)
+        .bind(e.event.kind.type_name())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        let row =
+            LedgerRow::of_new(&e.event, e.after.map(|a| a.balance)).map_err(StoreError::backend)?;
+        if let Some(row) = row {
+            insert_ledger(tx, stream, receipt.position, &row).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts one ledger row after the stream's last and adds it to its day's rollup.
+async fn insert_ledger(
+    tx: &mut Transaction<'_, Sqlite>,
+    stream: &str,
+    position: u64,
+    row: &LedgerRow,
+) -> Result<(), StoreError> {
+    let c = &row.cell;
+    sqlx::query(
+        "INSERT INTO ledger (stream_id, seq, position, kind, amount, balance_before, balance_after, \
+         occurred_at_ms, action, app, unlimited, notional) \
+         SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+         FROM ledger WHERE stream_id = ?1",
+    )
+    .bind(stream)
+    .bind(i64_of(position)?)
+    .bind(c.kind.as_str())
+    .bind(row.amount)
+    .bind(row.balance_before)
+    .bind(row.balance_after)
+    .bind(row.occurred_at_ms)
+    .bind(&c.action)
+    .bind(&c.app)
+    .bind(i64::from(row.unlimited()))
+    .bind(row.notional().map_err(StoreError::backend)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    add_rollup(tx, stream, c).await
+}
+
+/// Adds a cell to its day's rollup.
+async fn add_rollup(
+    tx: &mut Transaction<'_, Sqlite>,
+    stream: &str,
+    c: &UsageCell,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, unlimited, notional) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (stream_id, day, kind, action, app) DO UPDATE SET \
+         row_count = row_count + excluded.row_count, energy = energy + excluded.energy, \
+         unlimited = unlimited + excluded.unlimited, notional = notional + excluded.notional",
+    )
+    .bind(stream)
+    .bind(c.day)
+    .bind(c.kind.as_str())
+    .bind(&c.action)
+    .bind(&c.app)
+    .bind(i64_of(c.rows)?)
+    .bind(i64_of(c.energy)?)
+    .bind(i64_of(c.unlimited)?)
+    .bind(i64_of(c.notional)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Builds the ledger and rollups of the events stored before they were kept, once, under
+/// the write lock (the first statement marks the work done, so a second process waits for
+/// this one and then finds nothing to do).
+pub(crate) async fn backfill(writer: &SqlitePool) -> Result<(), StoreError> {
+    let mut tx = writer.begin().await.map_err(map_err)?;
+    let claimed = sqlx::query("UPDATE history_backfill SET done = 1 WHERE done = 0")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if claimed.rows_affected() == 0 {
+        return tx.commit().await.map_err(map_err);
+    }
+    let streams: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT stream_id FROM event WHERE stream_id NOT IN (SELECT stream_id FROM ledger)",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = ? ORDER BY position");
+    for stream in streams {
+        let rows = sqlx::query(&sql)
+            .bind(&stream)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let recorded = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+        for (position, row) in stream_rows(&recorded) {
+            insert_ledger(&mut tx, &stream, position, &row).await?;
+        }
+    }
+    tx.commit().await.map_err(map_err)
+}
+
+/// A page of the stream's ledger joined with its events, newest first.
+pub(crate) async fn page(
+    reader: &SqlitePool,
+    stream: &UserId,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<HistoryPage, StoreError> {
+    let total: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger WHERE stream_id = ?")
+            .bind(stream.as_str())
+            .fetch_one(reader)
+            .await
+            .map_err(map_err)?;
+    let sql = format!(
+        "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after \
+         FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
+         WHERE l.stream_id = ? AND l.position < ? ORDER BY l.position DESC LIMIT ?",
+        event_columns()
+    );
+    let rows = sqlx::query(&sql)
+        .bind(stream.as_str())
+        .bind(before.map_or(Ok(i64::MAX), i64_of)?)
+        .bind(i64_of(limit as u64 + 1)?)
+        .fetch_all(reader)
+        .await
+        .map_err(map_err)?;
+    let mut entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
+    let has_more = entries.len() > limit;
+    entries.truncate(limit);
+    Ok(HistoryPage {
+        entries,
+        total_count: u64_of(total)?,
+        has_more,
+    })
+}
+
+fn entry(r: &SqliteRow) -> Result<HistoryEntry, StoreError> {
+    Ok(HistoryEntry {
+        event: event_row(r)?,
+        balance_before: r.try_get("l_before").map_err(map_err)?,
+        balance_after: r.try_get("l_after").map_err(map_err)?,
+    })
+}
+
+/// The usage cells of `[from, to)`: whole days from the rollups, the edges from the ledger.
+pub(crate) async fn usage(
+    reader: &SqlitePool,
+    stream: &UserId,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+) -> Result<Vec<UsageCell>, StoreError> {
+    let split = UsageSplit::of(from, to);
+    let mut cells = Vec::new();
+    if let Some((first, end)) = split.days {
+        let rows = sqlx::query(
+            "SELECT day, kind, action, app, row_count, energy, unlimited, notional FROM usage_daily \
+             WHERE stream_id = ? AND day >= ? AND day < ?",
+        )
+        .bind(stream.as_str())
+        .bind(first.unwrap_or(i64::MIN))
+        .bind(end.unwrap_or(i64::MAX))
+        .fetch_all(reader)
+        .await
+        .map_err(map_err)?;
+        for r in &rows {
+            cells.push(cell(r, r.try_get("day").map_err(map_err)?, "row_count")?);
+        }
+    }
+    for (lo, hi) in split.edges {
+        let rows = sqlx::query(
+            "SELECT kind, action, app, 1 AS one, amount AS energy, unlimited, notional, occurred_at_ms \
+             FROM ledger WHERE stream_id = ? AND occurred_at_ms >= ? AND occurred_at_ms < ?",
+        )
+        .bind(stream.as_str())
+        .bind(lo.map_or(i64::MIN, Timestamp::millis))
+        .bind(hi.map_or(i64::MAX, Timestamp::millis))
+        .fetch_all(reader)
+        .await
+        .map_err(map_err)?;
+        for r in &rows {
+            let at: i64 = r.try_get("occurred_at_ms").map_err(map_err)?;
+            cells.push(cell(r, Timestamp::from_millis(at).day_number(), "one")?);
+        }
+    }
+    Ok(sum_cells(cells))
+}
+
+fn cell(r: &SqliteRow, day: i64, rows: &str) -> Result<UsageCell, StoreError> {
+    cell_of(
+        day,
+        r.try_get("kind").map_err(map_err)?,
+        r.try_get("action").map_err(map_err)?,
+        r.try_get("app").map_err(map_err)?,
+        r.try_get(rows).map_err(map_err)?,
+        r.try_get("energy").map_err(map_err)?,
+        r.try_get("unlimited").map_err(map_err)?,
+        r.try_get("notional").map_err(map_err)?,
+    )
+    .map_err(StoreError::backend)
+}
