@@ -1,10 +1,10 @@
 -- Derived history data written with each append, so that the history reads cost O(page) or
--- O(range), never O(history) (issue 9): one ledger row per energy event with the balances
--- around it, its rows summed per (stream, UTC day, kind, action, app), and the number of
--- events per (stream, type). `luna verify` checks all three against the events.
+-- O(range), never O(history) (ADR 0007): one ledger row per energy event with the balances
+-- around it, its rows summed per (stream, UTC day, kind, action, app) with the first and last
+-- position of the day's rows, and the number of events per (stream, type). `luna verify`
+-- checks all three against the events.
 CREATE TABLE ledger (
     stream_id      TEXT    NOT NULL,
-    seq            BIGINT  NOT NULL CHECK (seq >= 1),
     position       BIGINT  NOT NULL,
     kind           TEXT    NOT NULL,
     amount         BIGINT  NOT NULL,
@@ -15,21 +15,21 @@ CREATE TABLE ledger (
     app            TEXT    NOT NULL,
     unlimited      BIGINT  NOT NULL,
     notional       BIGINT  NOT NULL,
-    PRIMARY KEY (stream_id, seq)
+    PRIMARY KEY (stream_id, position)
 );
-CREATE UNIQUE INDEX ledger_position ON ledger (stream_id, position);
-CREATE INDEX ledger_time ON ledger (stream_id, occurred_at_ms);
 
 CREATE TABLE usage_daily (
-    stream_id TEXT    NOT NULL,
-    day       BIGINT  NOT NULL,
-    kind      TEXT    NOT NULL,
-    action    TEXT    NOT NULL,
-    app       TEXT    NOT NULL,
-    row_count BIGINT  NOT NULL,
-    energy    BIGINT  NOT NULL,
-    unlimited BIGINT  NOT NULL,
-    notional  BIGINT  NOT NULL,
+    stream_id      TEXT    NOT NULL,
+    day            BIGINT  NOT NULL,
+    kind           TEXT    NOT NULL,
+    action         TEXT    NOT NULL,
+    app            TEXT    NOT NULL,
+    row_count      BIGINT  NOT NULL,
+    energy         BIGINT  NOT NULL,
+    unlimited      BIGINT  NOT NULL,
+    notional       BIGINT  NOT NULL,
+    first_position BIGINT  NOT NULL,
+    last_position  BIGINT  NOT NULL,
     PRIMARY KEY (stream_id, day, kind, action, app)
 );
 

@@ -4,7 +4,7 @@
 //! `WITH`), so keeping them costs no round trip.
 
 use luna_codec::{LedgerRow, cell_of, stream_rows};
-use luna_core::history::{UsageCell, sum_cells};
+use luna_core::history::{ROW_EVENT_TYPES, UsageCell, sum_cells};
 use luna_core::{Timestamp, UserId};
 use luna_ports::{HistoryEntry, HistoryPage, StoreError, UsageSplit};
 use sqlx::postgres::{PgArguments, PgRow};
@@ -28,27 +28,33 @@ macro_rules! event_insert {
     };
 }
 
-/// The ledger row (`$13`–`$20`, at position `$21`, after the stream's last) and its day's
-/// rollup (`$22`), for the stream `$2`.
+/// The ledger row (`$13`–`$21`) at position `$pos`, for the stream `$2`.
 macro_rules! ledger_insert {
     ($position:literal) => {
         concat!(
-            "INSERT INTO ledger (stream_id, seq, position, kind, amount, balance_before, balance_after, \
+            "INSERT INTO ledger (stream_id, position, kind, amount, balance_before, balance_after, \
              occurred_at_ms, action, app, unlimited, notional) \
-             SELECT $2, COALESCE(MAX(seq), 0) + 1, ", $position, ", $13, $14, $15, $16, $17, $18, $19, $20, $21 \
-             FROM ledger WHERE stream_id = $2"
+             VALUES ($2, ",
+            $position,
+            ", $13, $14, $15, $16, $17, $18, $19, $20, $21)"
         )
     };
 }
 
+/// The ledger row's day (`$22`) rollup.
 macro_rules! rollup_insert {
-    () => {
-        "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, unlimited, notional) \
-         VALUES ($2, $22, $13, $18, $19, 1, $14, $20, $21) \
-         ON CONFLICT (stream_id, day, kind, action, app) DO UPDATE SET \
-         row_count = usage_daily.row_count + 1, energy = usage_daily.energy + excluded.energy, \
-         unlimited = usage_daily.unlimited + excluded.unlimited, \
-         notional = usage_daily.notional + excluded.notional"
+    ($position:literal) => {
+        concat!(
+            "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, \
+             unlimited, notional, first_position, last_position) \
+             VALUES ($2, $22, $13, $18, $19, 1, $14, $20, $21, ", $position, ", ", $position, ") \
+             ON CONFLICT (stream_id, day, kind, action, app) DO UPDATE SET \
+             row_count = usage_daily.row_count + 1, energy = usage_daily.energy + excluded.energy, \
+             unlimited = usage_daily.unlimited + excluded.unlimited, \
+             notional = usage_daily.notional + excluded.notional, \
+             first_position = LEAST(usage_daily.first_position, excluded.first_position), \
+             last_position = GREATEST(usage_daily.last_position, excluded.last_position)"
+        )
     };
 }
 
@@ -60,12 +66,17 @@ pub(crate) const INSERT_ENERGY_EVENT: &str = event_insert!(
     ", l AS (",
     ledger_insert!("(SELECT position FROM e)"),
     "), u AS (",
-    rollup_insert!(),
+    rollup_insert!("(SELECT position FROM e)"),
     ")",
 );
 
 /// A ledger row and its rollup for an event already stored (`$1`: its position).
-const INSERT_LEDGER: &str = concat!("WITH l AS (", ledger_insert!("$1"), ") ", rollup_insert!());
+const INSERT_LEDGER: &str = concat!(
+    "WITH l AS (",
+    ledger_insert!("$1"),
+    ") ",
+    rollup_insert!("$1")
+);
 
 /// Binds a ledger row's columns as `$13`–`$22` after the statement's first twelve.
 pub(crate) fn bind_ledger<'q>(
@@ -146,12 +157,14 @@ pub(crate) async fn page(
     before: Option<u64>,
     limit: usize,
 ) -> Result<HistoryPage, StoreError> {
-    let total: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger WHERE stream_id = $1")
-            .bind(stream.as_str())
-            .fetch_one(pool)
-            .await
-            .map_err(map_err)?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(n), 0)::bigint FROM event_count WHERE stream_id = $1 AND event_type = ANY($2)",
+    )
+    .bind(stream.as_str())
+    .bind(&ROW_EVENT_TYPES[..])
+    .fetch_one(pool)
+    .await
+    .map_err(map_err)?;
     let sql = format!(
         "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after \
          FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
@@ -208,14 +221,23 @@ pub(crate) async fn usage(
         }
     }
     for (lo, hi) in split.edges {
+        // The rows of the edge's days lie between the first and last positions their rollups
+        // keep: a walk of the ledger's key, filtered by time.
+        let (lo, hi) = lo
+            .zip(hi)
+            .ok_or_else(|| StoreError::backend(std::io::Error::other("an unbounded usage edge")))?;
         let rows = sqlx::query(
             "SELECT kind, action, app, 1::bigint AS one, amount AS energy, unlimited, notional, \
-             occurred_at_ms FROM ledger \
-             WHERE stream_id = $1 AND occurred_at_ms >= $2 AND occurred_at_ms < $3",
+             occurred_at_ms FROM ledger WHERE stream_id = $1 \
+             AND position >= (SELECT MIN(first_position) FROM usage_daily WHERE stream_id = $1 AND day >= $2 AND day <= $3) \
+             AND position <= (SELECT MAX(last_position) FROM usage_daily WHERE stream_id = $1 AND day >= $2 AND day <= $3) \
+             AND occurred_at_ms >= $4 AND occurred_at_ms < $5",
         )
         .bind(stream.as_str())
-        .bind(lo.map_or(i64::MIN, Timestamp::millis))
-        .bind(hi.map_or(i64::MAX, Timestamp::millis))
+        .bind(lo.day_number())
+        .bind(Timestamp::from_millis(hi.millis() - 1).day_number())
+        .bind(lo.millis())
+        .bind(hi.millis())
         .fetch_all(pool)
         .await
         .map_err(map_err)?;

@@ -11,6 +11,7 @@ mod accounts;
 mod billing;
 mod history;
 mod keys;
+mod page;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -476,43 +477,7 @@ impl EventStore for PgStore {
     }
 
     async fn read_page(&self, stream: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {
-        // Unfiltered, the count is the stream's last version (versions run 1, 2, 3…): one
-        // index probe, not a scan of the history. Filtered, the count kept per (stream, type)
-        // with each append.
-        let total: i64 = match q.event_type {
-            None => sqlx::query_scalar(
-                "SELECT COALESCE(MAX(version), 0) FROM event WHERE stream_id = $1",
-            )
-            .bind(stream.as_str()),
-            Some(t) => sqlx::query_scalar(
-                "SELECT COALESCE((SELECT n FROM event_count WHERE stream_id = $1 AND event_type = $2), 0)",
-            )
-            .bind(stream.as_str())
-            .bind(t),
-        }
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM event WHERE stream_id = $1 AND ($2::text IS NULL OR event_type = $2) \
-             AND ($3::bigint IS NULL OR position < $3) ORDER BY position DESC LIMIT $4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(stream.as_str())
-            .bind(q.event_type)
-            .bind(q.before_position.map(i64_of).transpose()?)
-            .bind(i64_of(q.limit as u64 + 1)?)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        let mut events = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
-        let has_more = events.len() > q.limit;
-        events.truncate(q.limit);
-        Ok(StreamPage {
-            events,
-            total_count: u64_of(total)?,
-            has_more,
-        })
+        page::read_page(&self.pool, stream, q).await
     }
 
     async fn history_page(

@@ -56,7 +56,7 @@ async fn the_history_of_events_stored_before_it_was_kept_is_built_on_open() {
         sqlx::query(sql).execute(store.pool()).await.expect(sql);
     }
     let gone = store.history_page(&u, None, 10).await.expect("page");
-    assert_eq!(gone.total_count, 0, "the rows were removed");
+    assert!(gone.entries.is_empty(), "the rows were removed");
     drop(store);
     let store = open("postgres backfill", &schema, clock.clone())
         .await

@@ -3,7 +3,7 @@
 //! existed (issue 9).
 
 use luna_codec::{LedgerRow, cell_of, stream_rows};
-use luna_core::history::{UsageCell, sum_cells};
+use luna_core::history::{ROW_EVENT_TYPES, UsageCell, sum_cells};
 use luna_core::{Timestamp, UserId};
 use luna_ports::{HistoryEntry, HistoryPage, NewEvent, Receipt, StoreError, UsageSplit};
 use sqlx::sqlite::SqliteRow;
@@ -21,7 +21,7 @@ fn event_columns() -> String {
 }
 
 /// Writes the derived data of appended events: their counts per type, and for each energy
-/// event its ledger row (numbered after the stream's last) and its day's rollup.
+/// event its ledger row and its day's rollup.
 pub(crate) async fn record(
     tx: &mut Transaction<'_, Sqlite>,
     stream: &str,
@@ -47,7 +47,7 @@ pub(crate) async fn record(
     Ok(())
 }
 
-/// Inserts one ledger row after the stream's last and adds it to its day's rollup.
+/// Inserts one ledger row and adds it to its day's rollup.
 async fn insert_ledger(
     tx: &mut Transaction<'_, Sqlite>,
     stream: &str,
@@ -55,14 +55,13 @@ async fn insert_ledger(
     row: &LedgerRow,
 ) -> Result<(), StoreError> {
     let c = &row.cell;
+    let position = i64_of(position)?;
     sqlx::query(
-        "INSERT INTO ledger (stream_id, seq, position, kind, amount, balance_before, balance_after, \
-         occurred_at_ms, action, app, unlimited, notional) \
-         SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
-         FROM ledger WHERE stream_id = ?1",
+        "INSERT INTO ledger (stream_id, position, kind, amount, balance_before, balance_after, \
+         occurred_at_ms, action, app, unlimited, notional) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(stream)
-    .bind(i64_of(position)?)
+    .bind(position)
     .bind(c.kind.as_str())
     .bind(row.amount)
     .bind(row.balance_before)
@@ -75,31 +74,25 @@ async fn insert_ledger(
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
-    add_rollup(tx, stream, c).await
-}
-
-/// Adds a cell to its day's rollup.
-async fn add_rollup(
-    tx: &mut Transaction<'_, Sqlite>,
-    stream: &str,
-    c: &UsageCell,
-) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, unlimited, notional) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, unlimited, \
+         notional, first_position, last_position) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) \
          ON CONFLICT (stream_id, day, kind, action, app) DO UPDATE SET \
-         row_count = row_count + excluded.row_count, energy = energy + excluded.energy, \
-         unlimited = unlimited + excluded.unlimited, notional = notional + excluded.notional",
+         row_count = row_count + 1, energy = energy + excluded.energy, \
+         unlimited = unlimited + excluded.unlimited, notional = notional + excluded.notional, \
+         first_position = min(first_position, excluded.first_position), \
+         last_position = max(last_position, excluded.last_position)",
     )
     .bind(stream)
     .bind(c.day)
     .bind(c.kind.as_str())
     .bind(&c.action)
     .bind(&c.app)
-    .bind(i64_of(c.rows)?)
     .bind(i64_of(c.energy)?)
     .bind(i64_of(c.unlimited)?)
     .bind(i64_of(c.notional)?)
+    .bind(position)
+    .bind(position)
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
@@ -146,12 +139,11 @@ pub(crate) async fn page(
     before: Option<u64>,
     limit: usize,
 ) -> Result<HistoryPage, StoreError> {
-    let total: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger WHERE stream_id = ?")
-            .bind(stream.as_str())
-            .fetch_one(reader)
-            .await
-            .map_err(map_err)?;
+    let total: i64 = sqlx::query_scalar(&row_count_sql())
+        .bind(stream.as_str())
+        .fetch_one(reader)
+        .await
+        .map_err(map_err)?;
     let sql = format!(
         "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after \
          FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
@@ -208,13 +200,21 @@ pub(crate) async fn usage(
         }
     }
     for (lo, hi) in split.edges {
+        // The rows of the edge's days lie between the first and last positions their rollups
+        // keep: a walk of the ledger's key, filtered by time.
+        let (lo, hi) = edge_bounds(lo, hi)?;
         let rows = sqlx::query(
             "SELECT kind, action, app, 1 AS one, amount AS energy, unlimited, notional, occurred_at_ms \
-             FROM ledger WHERE stream_id = ? AND occurred_at_ms >= ? AND occurred_at_ms < ?",
+             FROM ledger WHERE stream_id = ?1 \
+             AND position >= (SELECT MIN(first_position) FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 AND day <= ?3) \
+             AND position <= (SELECT MAX(last_position) FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 AND day <= ?3) \
+             AND occurred_at_ms >= ?4 AND occurred_at_ms < ?5",
         )
         .bind(stream.as_str())
-        .bind(lo.map_or(i64::MIN, Timestamp::millis))
-        .bind(hi.map_or(i64::MAX, Timestamp::millis))
+        .bind(lo.day_number())
+        .bind(Timestamp::from_millis(hi.millis() - 1).day_number())
+        .bind(lo.millis())
+        .bind(hi.millis())
         .fetch_all(reader)
         .await
         .map_err(map_err)?;
@@ -224,6 +224,27 @@ pub(crate) async fn usage(
         }
     }
     Ok(sum_cells(cells))
+}
+
+/// An edge's bounds (the split gives bounded edges only).
+pub(crate) fn edge_bounds(
+    lo: Option<Timestamp>,
+    hi: Option<Timestamp>,
+) -> Result<(Timestamp, Timestamp), StoreError> {
+    lo.zip(hi)
+        .ok_or_else(|| StoreError::backend(std::io::Error::other("an unbounded usage edge")))
+}
+
+/// The statement counting a stream's history rows: the counts of the row types.
+fn row_count_sql() -> String {
+    let types = ROW_EVENT_TYPES
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT COALESCE(SUM(n), 0) FROM event_count WHERE stream_id = ? AND event_type IN ({types})"
+    )
 }
 
 fn cell(r: &SqliteRow, day: i64, rows: &str) -> Result<UsageCell, StoreError> {

@@ -69,7 +69,7 @@ async fn the_history_of_events_stored_before_it_was_kept_is_built_on_open() {
         sqlx::query(sql).execute(store.pool()).await.expect(sql);
     }
     let gone = store.history_page(&u, None, 10).await.expect("page");
-    assert_eq!(gone.total_count, 0, "the rows were removed");
+    assert!(gone.entries.is_empty(), "the rows were removed");
     drop(store);
     let store = connect().await;
     luna_testkit::contract::assert_history_matches_the_fold(&store, &u, &history).await;
@@ -94,7 +94,7 @@ async fn verify_flags_derived_history_that_differs_from_the_events() {
     assert!(report.is_ok(), "{:?}", report.violations);
     for (tamper, expected) in [
         (
-            "UPDATE ledger SET balance_after = balance_after + 1 WHERE seq = 2",
+            "UPDATE ledger SET balance_after = balance_after + 1 WHERE position = (SELECT MAX(position) FROM ledger)",
             "history rows differ",
         ),
         (

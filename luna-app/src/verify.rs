@@ -210,8 +210,19 @@ pub async fn check_history(
     if store.usage(stream, None, None).await? != history::usage(&events, None, None) {
         problems.push("daily usage rollups differ from the fold of the events".to_owned());
     }
+    problems.extend(check_counts(store, stream, &events).await?);
+    Ok(problems)
+}
+
+/// The event counts kept per type against the events.
+async fn check_counts(
+    store: &dyn Store,
+    stream: &UserId,
+    events: &[Event],
+) -> Result<Vec<String>, StoreError> {
+    let mut problems = Vec::new();
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in &events {
+    for e in events {
         *counts.entry(e.kind.type_name()).or_default() += 1;
     }
     for (event_type, n) in counts {

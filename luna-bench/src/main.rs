@@ -13,7 +13,7 @@ use luna_adapters_sqlite::{Durability, SqliteStore};
 use luna_app::{ConsumeRequest, Hub};
 use luna_core::{
     AccountOpened, ActionName, Catalog, Energy, EnergyConsumed, EnergyGranted, Event, EventKind,
-    Id, Policy, UserId, Wallet,
+    Id, Policy, Span, UserId, Wallet,
 };
 use luna_ports::{AppendBatch, Clock, EventMetadata, IdGenerator, NewEvent, Store};
 use luna_server::runtime::{SystemClock, UuidIds};
@@ -256,7 +256,19 @@ pub(crate) fn sample_consume() -> luna_codec::NewEventRow {
     luna_codec::encode_new(&e)
 }
 
-/// Long history: an account with `n` events, appended in batches.
+/// How many days a benchmark history spans.
+const HISTORY_DAYS: i64 = 120;
+
+/// The actions a benchmark history's consumes cycle through.
+const ACTIONS: [&str; 4] = [
+    "conseil_rapide",
+    "lettre_motivation",
+    "analyse_cv",
+    "preparation_entretien",
+];
+
+/// Appends a history of `n` events (welcome, then grants and consumes of several actions)
+/// spread over the last [`HISTORY_DAYS`] days, in batches.
 async fn long_history(store: &dyn Store, u: &UserId, n: usize) {
     let mut wallet = Wallet::default();
     let mut version = 0usize;
@@ -280,7 +292,8 @@ async fn long_history(store: &dyn Store, u: &UserId, n: usize) {
             } else {
                 EventKind::EnergyConsumed(EnergyConsumed {
                     tx: Id::from_u128(i),
-                    action: ActionName::parse("conseil_rapide").expect("valid"),
+                    action: ActionName::parse(ACTIONS[(i as usize / 2) % ACTIONS.len()])
+                        .expect("valid"),
                     cost: Energy::new(5),
                     notional: Energy::new(5),
                     unlimited: false,
@@ -289,8 +302,11 @@ async fn long_history(store: &dyn Store, u: &UserId, n: usize) {
                     from_reservation: false,
                 })
             };
+            // Spread evenly over the last HISTORY_DAYS days, oldest first.
+            let left = i64::try_from(n - version - batch.len()).expect("a bench history fits i64");
+            let age = HISTORY_DAYS * 86_400 * left / i64::try_from(n).expect("fits");
             let event = Event {
-                occurred_at: t0,
+                occurred_at: t0.minus(Span::seconds(age)),
                 kind,
             };
             wallet.apply(&event);

@@ -36,12 +36,27 @@ fn ms(d: Duration) -> f64 {
 
 /// The routes, for one user.
 fn routes(user: &UserId) -> Vec<(&'static str, String)> {
+    let month_ago = luna_core::Timestamp::from_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis(),
+        )
+        .expect("fits"),
+    )
+    .minus(luna_core::Span::days(30))
+    .date();
     vec![
         (
             "transactions (limit 50)",
             format!("/luna/energy/transactions/{user}?limit=50"),
         ),
         ("analytics", format!("/luna/energy/analytics/{user}")),
+        (
+            "analytics, last 30 days",
+            format!("/luna/energy/analytics/{user}?from={month_ago}"),
+        ),
         ("events (limit 50)", format!("/luna/events/{user}?limit=50")),
         (
             "events of one type (limit 50)",

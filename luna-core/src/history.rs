@@ -168,9 +168,22 @@ fn row_of(e: &Event) -> Option<(Id, TxKind, Energy, TxReason)> {
     })
 }
 
+/// The event types whose every event is a history row (the others never are): a stream's
+/// number of rows is the sum of their counts.
+pub const ROW_EVENT_TYPES: [&str; 8] = [
+    "AccountOpened",
+    "EnergyConsumed",
+    "EnergyRefunded",
+    "PackPurchased",
+    "BonusGranted",
+    "EnergyGranted",
+    "PackRevoked",
+    "BonusRevoked",
+];
+
 /// The row one event makes, with the balances around it (`None`: not an energy row).
 /// `before` is the balance before the event, `after` the balance after it.
-pub fn row<'a>(index: usize, e: &'a Event, before: Balance, after: Balance) -> Option<TxRow<'a>> {
+pub fn row(index: usize, e: &Event, before: Balance, after: Balance) -> Option<TxRow<'_>> {
     let (tx, kind, amount, reason) = row_of(e)?;
     let consumed = match &e.kind {
         EventKind::EnergyConsumed(c) => Some(c),

@@ -137,6 +137,16 @@ proptest! {
             prop_assert_eq!(last.energy_after, wallet.summary.balance);
         }
         prop_assert!(rows.windows(2).all(|w| w[0].energy_after == w[1].energy_before));
+        // Each row moves the balance by its signed change (what the stores keep as "before").
+        prop_assert!(rows.iter().all(|r| r.energy_after.units() - r.energy_before.units() == r.change()));
+        // The row types are exactly the events that make rows (stores count rows by type).
+        for (i, e) in events.iter().enumerate() {
+            let is_row = rows.iter().any(|r| r.index == i);
+            prop_assert_eq!(is_row, luna_core::history::ROW_EVENT_TYPES.contains(&e.kind.type_name()));
+        }
+        // Usage cells sum to the rows.
+        let cells = luna_core::history::usage(&events, None, None);
+        prop_assert_eq!(cells.iter().map(|c| c.rows).sum::<u64>(), rows.len() as u64);
     }
 
     #[test]
