@@ -275,6 +275,19 @@ pub async fn run(
         100.0 * consume.per_sec() / db.per_sec(),
         consume.p99().as_secs_f64() * 1000.0
     );
+    if database_url.starts_with("postgres") {
+        let (simple, select) = crate::pgbench::ceilings(database_url, connections, users, 10).await;
+        println!("  pgbench, simple consume txn      : {}", simple.line());
+        println!(
+            "  -> consume / pgbench simple txn: {:.0} %  (target ≥ 60 %, stretch 80 %)",
+            100.0 * consume.per_sec() / simple.tps
+        );
+        println!("  pgbench -S (one-row SELECT)      : {}", select.line());
+        println!(
+            "  -> check / pgbench -S: {:.0} %  (target ≥ 35 %)",
+            100.0 * check.per_sec() / select.tps
+        );
+    }
 
     // Invariants after the run: exact balances, no overdraft, verify passes.
     let mut ok_per_user = vec![0i64; users];

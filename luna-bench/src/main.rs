@@ -20,6 +20,7 @@ use luna_server::runtime::{SystemClock, UuidIds};
 
 mod http;
 mod overload;
+mod pgbench;
 mod process;
 mod reads;
 mod soak;
