@@ -7,7 +7,7 @@ use luna_core::history::{ROW_EVENT_TYPES, UsageCell, sum_cells};
 use luna_core::{Timestamp, UserId};
 use luna_ports::{HistoryEntry, HistoryPage, NewEvent, Receipt, StoreError, UsageSplit};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::{EVENT_COLUMNS, event_row, i64_of, map_err, u64_of};
 
@@ -23,7 +23,7 @@ fn event_columns() -> String {
 /// Writes the derived data of appended events: their counts per type, and for each energy
 /// event its ledger row and its day's rollup.
 pub(crate) async fn record(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     stream: &str,
     events: &[NewEvent],
     receipts: &[Receipt],
@@ -35,7 +35,7 @@ pub(crate) async fn record(
         )
         .bind(stream)
         .bind(e.event.kind.type_name())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
         let row =
@@ -49,7 +49,7 @@ pub(crate) async fn record(
 
 /// Inserts one ledger row and adds it to its day's rollup.
 async fn insert_ledger(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     stream: &str,
     position: u64,
     row: &LedgerRow,
@@ -71,7 +71,7 @@ async fn insert_ledger(
     .bind(&c.app)
     .bind(i64::from(row.unlimited()))
     .bind(row.notional().map_err(StoreError::backend)?)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(map_err)?;
     sqlx::query(
@@ -93,7 +93,7 @@ async fn insert_ledger(
     .bind(i64_of(c.notional)?)
     .bind(position)
     .bind(position)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(map_err)?;
     Ok(())

@@ -9,6 +9,7 @@
 mod accounts;
 mod billing;
 mod cache;
+mod group;
 mod history;
 mod keys;
 mod page;
@@ -31,7 +32,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection};
 
 /// The default database of `luna serve`.
 pub const DEFAULT_URL: &str = "sqlite://./luna-data/luna.db";
@@ -69,7 +70,9 @@ pub struct SqliteStore {
     reader: SqlitePool,
     clock: Arc<dyn Clock>,
     fail_after_event_insert: AtomicBool,
+    stall_after_event_insert: AtomicBool,
     projections: cache::ProjectionCache,
+    group: group::GroupCommit,
 }
 
 /// Maps a driver error to the port's error, by error code, never by message.
@@ -168,10 +171,12 @@ impl SqliteStore {
                 .map_err(map_err)?
         };
         Ok(SqliteStore {
+            group: group::GroupCommit::start(writer.clone()),
             writer,
             reader,
             clock,
             fail_after_event_insert: AtomicBool::new(false),
+            stall_after_event_insert: AtomicBool::new(false),
             projections: cache::ProjectionCache::default(),
         })
     }
@@ -188,15 +193,25 @@ impl SqliteStore {
         self.fail_after_event_insert.store(true, Ordering::SeqCst);
     }
 
+    /// Makes the next append wait forever after inserting its events, so a test can drop it
+    /// mid-append (a client gone, a timeout) and check that nothing of it is committed.
+    #[doc(hidden)]
+    pub fn inject_stall_after_event_insert(&self) {
+        self.stall_after_event_insert.store(true, Ordering::SeqCst);
+    }
+
     async fn append_in(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut SqliteConnection,
         batch: AppendBatch<'_>,
         now: Timestamp,
     ) -> Result<Appended, StoreError> {
         let stream = batch.stream.as_str();
         let receipts = insert_events(tx, stream, batch.expected_version, batch.events, now).await?;
         history::record(tx, stream, batch.events, &receipts).await?;
+        if self.stall_after_event_insert.swap(false, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.fail_after_event_insert.swap(false, Ordering::SeqCst) {
             return Err(StoreError::backend(std::io::Error::other(
                 "injected failure after the event insert",
@@ -218,7 +233,7 @@ impl SqliteStore {
             .bind(stream)
             .bind(event_id)
             .bind(now.millis())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         }
@@ -227,7 +242,7 @@ impl SqliteStore {
                 (p.scope, p.key, p.fingerprint, p.created_at);
             if let Some(response) = (p.render)(&receipts) {
                 insert_idempotency(
-                    &mut **tx,
+                    &mut *tx,
                     &IdempotencyRecord {
                         stream: scope,
                         key,
@@ -246,7 +261,7 @@ impl SqliteStore {
 /// Inserts a batch's events (a duplicate version is the optimistic `Conflict`) and the keyed
 /// lookups of the entities clients name without their user.
 async fn insert_events(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     stream: &str,
     expected_version: u64,
     events: &[NewEvent],
@@ -273,7 +288,7 @@ async fn insert_events(
         .bind(now.millis())
         .bind(row.balance_after)
         .bind(row.available_after)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
         receipts.push(Receipt {
@@ -290,7 +305,7 @@ async fn insert_events(
         sqlx::query("INSERT INTO entity_stream (entity, stream_id) VALUES (?, ?) ON CONFLICT (entity) DO NOTHING")
             .bind(entity.key())
             .bind(stream)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
     }
@@ -299,7 +314,7 @@ async fn insert_events(
 
 /// Writes the stream's projection row, only if it is still at the expected version.
 async fn write_projection(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     stream: &str,
     (expected_version, new_version): (u64, u64),
     summary: &luna_core::Summary,
@@ -314,7 +329,7 @@ async fn write_projection(
             .bind(summary.balance.units())
             .bind(&encoded)
             .bind(now.millis())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
     } else {
         sqlx::query(
@@ -327,7 +342,7 @@ async fn write_projection(
         .bind(now.millis())
         .bind(stream)
         .bind(i64_of(expected_version)?)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
     }
     .map_err(map_err)?;
@@ -364,15 +379,11 @@ impl EventStore for SqliteStore {
         let stream = batch.stream.clone();
         let new_version = batch.expected_version + batch.events.len() as u64;
         let summary = batch.summary.clone();
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let result = match self.append_in(&mut tx, batch, now).await {
-            Ok(appended) => tx.commit().await.map_err(map_err).map(|()| appended),
-            Err(e) => {
-                // Dropping the transaction would roll back too; do it now to free the writer.
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        };
+        // One member of the writer's next batch: answered once the commit holding it succeeded.
+        let result = self
+            .group
+            .run(async |conn: &mut SqliteConnection| self.append_in(conn, batch, now).await)
+            .await;
         match &result {
             Ok(_) => self.projections.put(&stream, new_version, &summary),
             Err(_) => self.projections.drop_row(&stream),

@@ -197,6 +197,48 @@ async fn a_failure_between_the_event_insert_and_the_projection_write_leaves_neit
         .expect("append after rollback");
 }
 
+/// Group commit: an append dropped mid-way (its client gone) leaves nothing committed — not
+/// its events, and not the writes of the batch it was part of, whose members are told to retry
+/// — and the writer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_dropped_mid_way_commits_nothing_and_the_writer_goes_on() {
+    let store = Arc::new(open("abandoned").await);
+    let (u, v) = (unique_user("abandoned"), unique_user("bystander"));
+    let history = every_kind_history();
+    append_on(store.as_ref(), &u, &[], &history[..2])
+        .await
+        .expect("append");
+    store.inject_stall_after_event_insert();
+    let stalled = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        append_on(store.as_ref(), &u, &history[..2], &history[2..4]),
+    )
+    .await;
+    assert!(stalled.is_err(), "the stalled append was dropped");
+    // The writer is free again: another stream's append commits, then this stream's.
+    append_on(store.as_ref(), &v, &[], &history[..3])
+        .await
+        .expect("a later append commits");
+    assert_eq!(
+        store.read_stream(&u).await.expect("read").len(),
+        2,
+        "nothing of the dropped append"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE stream_id = ?")
+        .bind(u.as_str())
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(count, 2, "nor of its history rows");
+    append_on(store.as_ref(), &u, &history[..2], &history[2..4])
+        .await
+        .expect("the stream is writable at its real version");
+    let report = luna_app::verify::verify(store.as_ref(), |_| {})
+        .await
+        .expect("verify");
+    assert!(report.is_ok(), "{:?}", report.violations);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_storm_of_concurrent_consumes_never_overdraws_and_loses_nothing() {
     let clock = Arc::new(FixedClock::default_start());

@@ -1,0 +1,196 @@
+//! Group commit on the single SQLite writer (issue 9): appends that arrive while a commit is
+//! syncing share the next transaction and its one sync. Each member runs its statements in its
+//! own savepoint, so a member that fails (a version conflict, a taken idempotency key or
+//! processed mark) rolls back alone and is answered at once; the others are answered only once
+//! the commit that holds their writes has succeeded, or all get its error.
+//!
+//! A background task commits: a member adds itself and wakes it; the task takes the lock after
+//! the members already queued for it (the lock is fair), so a batch is everything that arrived
+//! during the previous commit. A member whose future is dropped between its savepoint and its
+//! release leaves the transaction poisoned: the whole batch is rolled back and its members get
+//! `Busy` (retried by the engine), never a half-written append.
+
+use std::sync::{Arc, Weak};
+
+use luna_ports::StoreError;
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::{Mutex, Notify, watch};
+
+use crate::map_err;
+
+/// How a batch ended.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Committed,
+    /// Rolled back because a member was abandoned mid-append: retry.
+    Abandoned,
+    /// The commit failed: the storage cannot take writes now.
+    Unavailable(String),
+    /// The commit failed otherwise.
+    Failed(String),
+}
+
+struct State {
+    /// The writer connection while a transaction is open.
+    conn: Option<PoolConnection<Sqlite>>,
+    /// Members whose writes the open transaction holds.
+    members: usize,
+    /// A member was dropped between its savepoint and its release.
+    poisoned: bool,
+    /// Where the open transaction's outcome is published.
+    batch: Arc<watch::Sender<Option<Outcome>>>,
+}
+
+struct Shared {
+    writer: SqlitePool,
+    state: Mutex<State>,
+}
+
+/// The group-commit writer.
+pub(crate) struct GroupCommit {
+    shared: Arc<Shared>,
+    wake: Arc<Notify>,
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        // The committer finds the store gone and ends.
+        self.wake.notify_one();
+    }
+}
+
+impl GroupCommit {
+    /// Starts the committer on the writer pool.
+    pub(crate) fn start(writer: SqlitePool) -> GroupCommit {
+        let shared = Arc::new(Shared {
+            writer,
+            state: Mutex::new(State {
+                conn: None,
+                members: 0,
+                poisoned: false,
+                batch: Arc::new(watch::channel(None).0),
+            }),
+        });
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(committer(Arc::downgrade(&shared), wake.clone()));
+        GroupCommit { shared, wake }
+    }
+
+    /// Runs `write` as one member of the next batch: in its own savepoint, answered once the
+    /// batch is committed.
+    pub(crate) async fn run<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        F: for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, StoreError>,
+    {
+        let _wake = WakeOnDrop(&self.wake);
+        let mut st = self.shared.state.lock().await;
+        if st.poisoned {
+            finish(&mut st).await;
+        }
+        if st.conn.is_none() {
+            let mut conn = self.shared.writer.acquire().await.map_err(map_err)?;
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            st.conn = Some(conn);
+        }
+        // Poisoned until the savepoint is released or rolled back: dropping this future in
+        // between leaves it set.
+        st.poisoned = true;
+        let Some(conn) = st.conn.as_mut() else {
+            return Err(StoreError::backend(std::io::Error::other(
+                "group commit without its connection",
+            )));
+        };
+        let conn: &mut SqliteConnection = conn;
+        sqlx::query("SAVEPOINT member")
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let written = write(&mut *conn).await;
+        let closed = match &written {
+            Ok(_) => sqlx::query("RELEASE member").execute(&mut *conn).await,
+            Err(_) => match sqlx::query("ROLLBACK TO member").execute(&mut *conn).await {
+                Ok(_) => sqlx::query("RELEASE member").execute(&mut *conn).await,
+                Err(e) => Err(e),
+            },
+        };
+        closed.map_err(map_err)?;
+        st.poisoned = false;
+        let value = match written {
+            Ok(v) => v,
+            // Nothing of this member stays; the batch (maybe empty) is still committed.
+            Err(e) => return Err(e),
+        };
+        st.members += 1;
+        let mut done = st.batch.subscribe();
+        drop(st);
+        self.wake.notify_one();
+        let outcome = done
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| StoreError::backend(std::io::Error::other("the committer ended")))?
+            .clone();
+        match outcome {
+            Some(Outcome::Committed) => Ok(value),
+            Some(Outcome::Abandoned) => Err(StoreError::Busy),
+            Some(Outcome::Unavailable(m)) => Err(StoreError::Unavailable(m)),
+            Some(Outcome::Failed(m)) => Err(StoreError::backend(std::io::Error::other(m))),
+            None => Err(StoreError::backend(std::io::Error::other(
+                "a batch ended without an outcome",
+            ))),
+        }
+    }
+}
+
+/// Wakes the committer when a member ends, however it ends (a member dropped mid-append must
+/// not leave the writer's transaction open).
+struct WakeOnDrop<'a>(&'a Notify);
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+/// Commits (or, if poisoned, rolls back) the open transaction and publishes how it ended.
+async fn finish(st: &mut State) {
+    let Some(mut conn) = st.conn.take() else {
+        st.poisoned = false;
+        return;
+    };
+    let outcome = if st.poisoned {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        Outcome::Abandoned
+    } else {
+        match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => Outcome::Committed,
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                match map_err(e) {
+                    StoreError::Unavailable(m) => Outcome::Unavailable(m),
+                    other => Outcome::Failed(other.to_string()),
+                }
+            }
+        }
+    };
+    drop(conn);
+    st.members = 0;
+    st.poisoned = false;
+    let batch = std::mem::replace(&mut st.batch, Arc::new(watch::channel(None).0));
+    batch.send_replace(Some(outcome));
+}
+
+/// Commits whenever woken, until the store is dropped.
+async fn committer(shared: Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut st = shared.state.lock().await;
+        finish(&mut st).await;
+    }
+}
