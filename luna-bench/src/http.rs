@@ -275,6 +275,29 @@ pub async fn run(
         100.0 * consume.per_sec() / db.per_sec(),
         consume.p99().as_secs_f64() * 1000.0
     );
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        // A fresh database in the hub's schema, then the loop on one thread.
+        let raw = path.replace("luna.db", "raw-loop.db");
+        drop(
+            luna_adapters_sqlite::SqliteStore::connect(
+                &format!("sqlite://{raw}"),
+                Arc::new(runtime::SystemClock),
+                luna_adapters_sqlite::Durability::Full,
+            )
+            .await
+            .expect("migrate"),
+        );
+        let raw_loop = tokio::task::spawn_blocking(move || {
+            crate::rawsqlite::consume_loop(std::path::Path::new(&raw), requests, users)
+        })
+        .await
+        .expect("raw loop");
+        println!("  raw SQLite loop (1 commit/consume): {}", raw_loop.line());
+        println!(
+            "  -> consume / raw SQLite loop: {:.0} %  (target ≥ 70 %, stretch 100 %)",
+            100.0 * consume.per_sec() / raw_loop.per_sec()
+        );
+    }
     if database_url.starts_with("postgres") {
         let (simple, select) = crate::pgbench::ceilings(database_url, connections, users, 10).await;
         println!("  pgbench, simple consume txn      : {}", simple.line());

@@ -22,6 +22,7 @@ mod http;
 mod overload;
 mod pgbench;
 mod process;
+mod rawsqlite;
 mod reads;
 mod soak;
 mod stats;
