@@ -473,6 +473,10 @@ impl EventStore for SqliteStore {
         rows.iter().map(event_row).collect()
     }
 
+    async fn read_events(&self, stream: &UserId) -> Result<Vec<luna_core::Event>, StoreError> {
+        page::fold_input(&self.reader, stream).await
+    }
+
     async fn read_page(&self, stream: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {
         // Unfiltered, the count is the stream's last version (versions run 1, 2, 3…): one
         // index probe, not a scan of the history. Filtered, the count kept per (stream, type)

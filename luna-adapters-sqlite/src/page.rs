@@ -1,9 +1,11 @@
-//! The events page: one statement per shape, so SQLite walks an index and stops after the
-//! page instead of reading the stream's whole history (issue 9).
+//! Reads of a stream: the events page — one statement per shape, so SQLite walks an index and
+//! stops after the page instead of reading the stream's whole history (issue 9) — and the
+//! fold's input, decoding only what a fold reads.
 
-use luna_core::UserId;
+use luna_core::{Timestamp, UserId};
 use luna_ports::{PageQuery, StoreError};
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
 
 use crate::{EVENT_COLUMNS, SqliteStore, i64_of, map_err};
 
@@ -78,4 +80,33 @@ impl SqliteStore {
         }
         query.fetch_all(&self.reader).await.map_err(map_err)
     }
+}
+
+/// Every event of a stream, oldest first, decoding only what a fold reads (the narrative).
+pub(crate) async fn fold_input(
+    reader: &SqlitePool,
+    stream: &UserId,
+) -> Result<Vec<luna_core::Event>, StoreError> {
+    // Only what a fold reads: no metadata, ids or stream to parse per row.
+    let rows = sqlx::query(
+        "SELECT event_type, schema_version, payload, occurred_at_ms FROM event \
+             WHERE stream_id = ? ORDER BY position",
+    )
+    .bind(stream.as_str())
+    .fetch_all(reader)
+    .await
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            let event_type: &str = r.try_get("event_type").map_err(map_err)?;
+            let schema_version: i32 = r.try_get("schema_version").map_err(map_err)?;
+            let payload: &str = r.try_get("payload").map_err(map_err)?;
+            let at: i64 = r.try_get("occurred_at_ms").map_err(map_err)?;
+            Ok(luna_core::Event {
+                occurred_at: Timestamp::from_millis(at),
+                kind: luna_codec::decode(event_type, schema_version, payload)
+                    .map_err(StoreError::backend)?,
+            })
+        })
+        .collect()
 }

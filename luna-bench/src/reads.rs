@@ -112,5 +112,60 @@ pub(crate) async fn run(database_url: &str, short: usize, long: usize, rounds: u
             ms(mb)
         );
     }
+    let raw = raw_read(database_url, &b, rounds).await;
+    let narrative = {
+        let url = format!("{}/luna/narrative/{b}", hub.base);
+        let mut l = Vec::new();
+        for _ in 0..rounds {
+            l.push(median(&http, &url, &hub.key, 3).await);
+        }
+        l.sort();
+        l[l.len() / 2]
+    };
+    println!(
+        "\nnarrative at {long} events: {:.1} ms; the same rows read raw (type, version, payload, \
+         time — sqlx, no decode): {:.1} ms; ratio {:.1}× (target ≤ 3×)",
+        ms(narrative),
+        ms(raw),
+        narrative.as_secs_f64() / raw.as_secs_f64().max(1e-9)
+    );
     hub.stop();
+}
+
+/// The stream's rows as the narrative needs them, read with sqlx and not decoded (median).
+async fn raw_read(database_url: &str, user: &UserId, rounds: usize) -> Duration {
+    let mut lat = Vec::with_capacity(rounds);
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url).await.expect("open");
+        for _ in 0..rounds {
+            let s = Instant::now();
+            let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(
+                "SELECT event_type, schema_version, payload, occurred_at_ms FROM event \
+                 WHERE stream_id = ? ORDER BY position",
+            )
+            .bind(user.as_str())
+            .fetch_all(&pool)
+            .await
+            .expect("raw read");
+            assert!(!rows.is_empty());
+            lat.push(s.elapsed());
+        }
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.expect("open");
+        for _ in 0..rounds {
+            let s = Instant::now();
+            let rows: Vec<(String, i32, String, i64)> = sqlx::query_as(
+                "SELECT event_type, schema_version, payload::text, occurred_at_ms FROM event \
+                 WHERE stream_id = $1 ORDER BY position",
+            )
+            .bind(user.as_str())
+            .fetch_all(&pool)
+            .await
+            .expect("raw read");
+            assert!(!rows.is_empty());
+            lat.push(s.elapsed());
+        }
+    }
+    lat.sort();
+    lat[lat.len() / 2]
 }

@@ -283,6 +283,18 @@ pub trait EventStore: Send + Sync {
     /// Every event of a stream, oldest first.
     async fn read_stream(&self, stream: &UserId) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Every event of a stream, oldest first, without what folds do not read (metadata, ids,
+    /// receipts): the narrative's input. The default reads whole rows; SQL stores read and
+    /// decode only the type, version, payload and time.
+    async fn read_events(&self, stream: &UserId) -> Result<Vec<Event>, StoreError> {
+        Ok(self
+            .read_stream(stream)
+            .await?
+            .into_iter()
+            .map(|r| r.event)
+            .collect())
+    }
+
     /// A page of a stream, newest first.
     async fn read_page(
         &self,

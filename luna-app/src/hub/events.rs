@@ -62,11 +62,26 @@ impl Hub {
 
     /// Everything the narrative needs.
     pub async fn narrative(&self, user: &UserId) -> Result<NarrativeInput, AppError> {
-        let recorded = self.store.read_stream(user).await?;
-        let last_position = recorded.last().map(|r| r.position);
+        // The position first: events appended after it are not in the input (it may lag, it
+        // never claims events the input lacks).
+        let last_position = self
+            .store
+            .read_page(
+                user,
+                PageQuery {
+                    before_position: None,
+                    limit: 1,
+                    event_type: None,
+                },
+            )
+            .await?
+            .events
+            .first()
+            .map(|r| r.position);
+        let events = self.store.read_events(user).await?;
         Ok(NarrativeInput {
             user: user.clone(),
-            events: recorded.into_iter().map(|r| r.event).collect(),
+            events,
             last_position,
             now: self.clock.now(),
         })

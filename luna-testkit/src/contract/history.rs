@@ -76,6 +76,11 @@ pub async fn history_pages_give_every_row_with_its_balances<S: Store + ?Sized>(s
         .collect();
     let rows = history::transactions(&events);
     assert!(rows.len() >= 10, "the history has {} rows", rows.len());
+    assert_eq!(
+        store.read_events(&u).await.expect("fold input"),
+        events,
+        "the fold's input is the stream's events"
+    );
     let mut kept = Vec::new();
     let mut before = None;
     loop {
