@@ -23,22 +23,23 @@ async fn beyond_the_admission_limit_requests_are_shed_with_retry_after_and_chang
 
     // A client that never finishes its body holds the one place.
     let addr = app.base.trim_start_matches("http://").to_owned();
-    let mut stalled = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    stalled
-        .write_all(
-            format!(
-                "POST /luna/energy/consume HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
-                 Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"user_id\":",
-                app.service
-            )
-            .as_bytes(),
-        )
-        .await
-        .expect("write");
+    let head = format!(
+        "POST /luna/energy/consume HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"user_id\":",
+        app.service
+    );
+    let stall = || async {
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        s.write_all(head.as_bytes()).await.expect("write");
+        s
+    };
+    let mut stalled = stall().await;
     // Bounded wait until the hub has admitted it (a probe request is then shed); on a busy
-    // machine (the whole suite in parallel) reading its head can take a while.
+    // machine (the whole suite in parallel) reading its head can take a while. If the stalled
+    // request arrived while a probe held the place, it was itself shed (answered at once): send
+    // it again.
     let mut held = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < deadline {
@@ -49,6 +50,13 @@ async fn beyond_the_admission_limit_requests_are_shed_with_retry_after_and_chang
         if r.status() == StatusCode::SERVICE_UNAVAILABLE {
             held = true;
             break;
+        }
+        let mut buf = [0u8; 64];
+        match stalled.try_read(&mut buf) {
+            // Answered (shed) or closed: it holds nothing.
+            Ok(_) => stalled = stall().await,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("stalled connection: {e}"),
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
