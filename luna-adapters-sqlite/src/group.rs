@@ -9,6 +9,12 @@
 //! during the previous commit. A member whose future is dropped between its savepoint and its
 //! release leaves the transaction poisoned: the whole batch is rolled back and its members get
 //! `Busy` (retried by the engine), never a half-written append.
+//!
+//! Cancellation safety: only the committer task (never cancelled) awaits COMMIT or ROLLBACK. A
+//! member that finds the batch poisoned, or the connection's transaction state unknown (a
+//! `BEGIN` or `ROLLBACK` whose future was dropped), abandons it without awaiting anything: the
+//! connection is closed instead of going back to the pool (closing rolls its transaction back)
+//! and the batch's members are told to retry.
 
 use std::sync::{Arc, Weak};
 
@@ -38,6 +44,9 @@ struct State {
     members: usize,
     /// A member was dropped between its savepoint and its release.
     poisoned: bool,
+    /// Whether the connection is in a transaction is not known (a statement that opens or
+    /// ends one did not report back): it must be closed, never returned to the pool.
+    in_doubt: bool,
     /// Where the open transaction's outcome is published.
     batch: Arc<watch::Sender<Option<Outcome>>>,
 }
@@ -69,6 +78,7 @@ impl GroupCommit {
                 conn: None,
                 members: 0,
                 poisoned: false,
+                in_doubt: false,
                 batch: Arc::new(watch::channel(None).0),
             }),
         });
@@ -85,16 +95,21 @@ impl GroupCommit {
     {
         let _wake = WakeOnDrop(&self.wake);
         let mut st = self.shared.state.lock().await;
-        if st.poisoned {
-            finish(&mut st).await;
+        if st.poisoned || st.in_doubt {
+            abandon(&mut st);
         }
         if st.conn.is_none() {
-            let mut conn = self.shared.writer.acquire().await.map_err(map_err)?;
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            st.conn = Some(conn);
+            let conn = self.shared.writer.acquire().await.map_err(map_err)?;
+            // Kept in the state before `BEGIN` is awaited: if this future is dropped, the
+            // connection stays here, in doubt, instead of going back to the pool mid-transaction.
+            st.in_doubt = true;
+            let conn = st.conn.insert(conn);
+            let begun = sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await;
+            if let Err(e) = begun {
+                abandon(&mut st);
+                return Err(map_err(e));
+            }
+            st.in_doubt = false;
         }
         // Poisoned until the savepoint is released or rolled back: dropping this future in
         // between leaves it set.
@@ -117,7 +132,12 @@ impl GroupCommit {
                 Err(e) => Err(e),
             },
         };
-        closed.map_err(map_err)?;
+        if let Err(e) = closed {
+            // The savepoint could not be closed (SQLite may have rolled the whole transaction
+            // back, e.g. on a full disk): the batch stays poisoned and is abandoned; the member
+            // reports its own error if it had one.
+            return Err(written.err().unwrap_or_else(|| map_err(e)));
+        }
         st.poisoned = false;
         let value = match written {
             Ok(v) => v,
@@ -155,32 +175,58 @@ impl Drop for WakeOnDrop<'_> {
     }
 }
 
-/// Commits (or, if poisoned, rolls back) the open transaction and publishes how it ended.
+/// Ends the open batch without awaiting anything (so a member may do it, cancellation-safe):
+/// the connection is closed rather than returned to the pool — closing rolls back its
+/// transaction — and the batch's members are told to retry.
+fn abandon(st: &mut State) {
+    if let Some(mut conn) = st.conn.take() {
+        conn.close_on_drop();
+    }
+    publish(st, Outcome::Abandoned);
+}
+
+/// Publishes the open batch's outcome and starts the next batch.
+fn publish(st: &mut State, outcome: Outcome) {
+    st.members = 0;
+    st.poisoned = false;
+    st.in_doubt = false;
+    let batch = std::mem::replace(&mut st.batch, Arc::new(watch::channel(None).0));
+    batch.send_replace(Some(outcome));
+}
+
+/// Commits the open transaction (or abandons it if poisoned) and publishes how it ended. Only
+/// the committer task calls it, so its awaits are never cancelled mid-way.
 async fn finish(st: &mut State) {
-    let Some(mut conn) = st.conn.take() else {
-        st.poisoned = false;
+    if st.poisoned || st.in_doubt {
+        abandon(st);
+        return;
+    }
+    let Some(conn) = st.conn.as_mut() else {
         return;
     };
-    let outcome = if st.poisoned {
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        Outcome::Abandoned
-    } else {
-        match sqlx::query("COMMIT").execute(&mut *conn).await {
-            Ok(_) => Outcome::Committed,
-            Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                match map_err(e) {
-                    StoreError::Unavailable(m) => Outcome::Unavailable(m),
-                    other => Outcome::Failed(other.to_string()),
-                }
+    st.in_doubt = true;
+    let outcome = match sqlx::query("COMMIT").execute(&mut **conn).await {
+        Ok(_) => {
+            st.in_doubt = false;
+            Outcome::Committed
+        }
+        Err(e) => {
+            if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_ok() {
+                st.in_doubt = false;
+            }
+            match map_err(e) {
+                StoreError::Unavailable(m) => Outcome::Unavailable(m),
+                other => Outcome::Failed(other.to_string()),
             }
         }
     };
-    drop(conn);
-    st.members = 0;
-    st.poisoned = false;
-    let batch = std::mem::replace(&mut st.batch, Arc::new(watch::channel(None).0));
-    batch.send_replace(Some(outcome));
+    if let Some(mut conn) = st.conn.take() {
+        if st.in_doubt {
+            // A ROLLBACK that failed leaves the transaction state unknown: close it.
+            conn.close_on_drop();
+        }
+    }
+    publish(st, outcome);
 }
 
 /// Commits whenever woken, until the store is dropped.

@@ -239,6 +239,51 @@ async fn an_append_dropped_mid_way_commits_nothing_and_the_writer_goes_on() {
     assert!(report.is_ok(), "{:?}", report.violations);
 }
 
+/// Group commit: an append dropped while its `BEGIN` waits for another process's write lock
+/// leaves the writer usable — its connection is closed, not handed back mid-transaction — and
+/// later appends commit for real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_dropped_while_beginning_leaves_the_writer_usable() {
+    let path = fresh_path("begin-dropped");
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::connect(
+        &url,
+        Arc::new(FixedClock::default_start()),
+        Durability::Full,
+    )
+    .await
+    .expect("open");
+    let u = unique_user("begin-dropped");
+    let history = every_kind_history();
+    // Another process holds the write lock.
+    let other = sqlx::SqlitePool::connect(&url).await.expect("other");
+    let mut lock = other.begin().await.expect("begin");
+    sqlx::query("UPDATE history_backfill SET done = done")
+        .execute(&mut *lock)
+        .await
+        .expect("take the write lock");
+    let dropped = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        append_on(&store, &u, &[], &history[..2]),
+    )
+    .await;
+    assert!(
+        dropped.is_err(),
+        "the append waited for the lock and was dropped"
+    );
+    lock.rollback().await.expect("release the lock");
+    append_on(&store, &u, &[], &history[..2])
+        .await
+        .expect("the writer is usable");
+    // Committed for real: another connection sees it.
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event WHERE stream_id = ?")
+        .bind(u.as_str())
+        .fetch_one(&other)
+        .await
+        .expect("count");
+    assert_eq!(count, 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_storm_of_concurrent_consumes_never_overdraws_and_loses_nothing() {
     let clock = Arc::new(FixedClock::default_start());

@@ -23,7 +23,7 @@ async fn beyond_the_admission_limit_requests_are_shed_with_retry_after_and_chang
 
     // A client that never finishes its body holds the one place.
     let addr = app.base.trim_start_matches("http://").to_owned();
-    let head = format!(
+    let request_head = format!(
         "POST /luna/energy/consume HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
          Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"user_id\":",
         app.service
@@ -32,7 +32,7 @@ async fn beyond_the_admission_limit_requests_are_shed_with_retry_after_and_chang
         let mut s = tokio::net::TcpStream::connect(&addr)
             .await
             .expect("connect");
-        s.write_all(head.as_bytes()).await.expect("write");
+        s.write_all(request_head.as_bytes()).await.expect("write");
         s
     };
     let mut stalled = stall().await;
