@@ -166,7 +166,8 @@ pub(crate) async fn page(
     .await
     .map_err(map_err)?;
     let sql = format!(
-        "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after \
+        "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after, \
+         l.occurred_at_ms AS l_at, l.kind, l.action, l.app, l.amount AS energy, l.unlimited, l.notional \
          FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
          WHERE l.stream_id = $1 AND l.position < $2 ORDER BY l.position DESC LIMIT $3",
         event_columns()
@@ -193,6 +194,10 @@ fn entry(r: &PgRow) -> Result<HistoryEntry, StoreError> {
         event: event_row(r)?,
         balance_before: r.try_get("l_before").map_err(map_err)?,
         balance_after: r.try_get("l_after").map_err(map_err)?,
+        cell: {
+            let at: i64 = r.try_get("l_at").map_err(map_err)?;
+            cell_of_row(r, Timestamp::from_millis(at).day_number(), 1)?
+        },
     })
 }
 
@@ -249,16 +254,20 @@ pub(crate) async fn usage(
     Ok(sum_cells(cells))
 }
 
-fn cell(r: &PgRow, day: i64, rows: &str) -> Result<UsageCell, StoreError> {
+fn cell_of_row(r: &PgRow, day: i64, rows: i64) -> Result<UsageCell, StoreError> {
     cell_of(
         day,
         r.try_get("kind").map_err(map_err)?,
         r.try_get("action").map_err(map_err)?,
         r.try_get("app").map_err(map_err)?,
-        r.try_get(rows).map_err(map_err)?,
+        rows,
         r.try_get("energy").map_err(map_err)?,
         r.try_get("unlimited").map_err(map_err)?,
         r.try_get("notional").map_err(map_err)?,
     )
     .map_err(StoreError::backend)
+}
+
+fn cell(r: &PgRow, day: i64, rows: &str) -> Result<UsageCell, StoreError> {
+    cell_of_row(r, day, r.try_get(rows).map_err(map_err)?)
 }

@@ -103,6 +103,23 @@ async fn insert_ledger(
 /// the write lock (the first statement marks the work done, so a second process waits for
 /// this one and then finds nothing to do).
 pub(crate) async fn backfill(writer: &SqlitePool) -> Result<(), StoreError> {
+    // A second process opening during another's build waits for it: the busy timeout alone
+    // (5 s) is shorter than building a large database.
+    let deadline = std::time::Instant::now() + BACKFILL_WAIT;
+    loop {
+        match backfill_once(writer).await {
+            Err(StoreError::Busy) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// How long opening waits for another process's build of the history data.
+const BACKFILL_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn backfill_once(writer: &SqlitePool) -> Result<(), StoreError> {
     let mut tx = writer.begin().await.map_err(map_err)?;
     let claimed = sqlx::query("UPDATE history_backfill SET done = 1 WHERE done = 0")
         .execute(&mut *tx)
@@ -145,7 +162,8 @@ pub(crate) async fn page(
         .await
         .map_err(map_err)?;
     let sql = format!(
-        "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after \
+        "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after, \
+         l.occurred_at_ms AS l_at, l.kind, l.action, l.app, l.amount AS energy, l.unlimited, l.notional \
          FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
          WHERE l.stream_id = ? AND l.position < ? ORDER BY l.position DESC LIMIT ?",
         event_columns()
@@ -172,6 +190,10 @@ fn entry(r: &SqliteRow) -> Result<HistoryEntry, StoreError> {
         event: event_row(r)?,
         balance_before: r.try_get("l_before").map_err(map_err)?,
         balance_after: r.try_get("l_after").map_err(map_err)?,
+        cell: {
+            let at: i64 = r.try_get("l_at").map_err(map_err)?;
+            cell_of_row(r, Timestamp::from_millis(at).day_number(), 1)?
+        },
     })
 }
 
@@ -247,16 +269,20 @@ fn row_count_sql() -> String {
     )
 }
 
-fn cell(r: &SqliteRow, day: i64, rows: &str) -> Result<UsageCell, StoreError> {
+fn cell_of_row(r: &SqliteRow, day: i64, rows: i64) -> Result<UsageCell, StoreError> {
     cell_of(
         day,
         r.try_get("kind").map_err(map_err)?,
         r.try_get("action").map_err(map_err)?,
         r.try_get("app").map_err(map_err)?,
-        r.try_get(rows).map_err(map_err)?,
+        rows,
         r.try_get("energy").map_err(map_err)?,
         r.try_get("unlimited").map_err(map_err)?,
         r.try_get("notional").map_err(map_err)?,
     )
     .map_err(StoreError::backend)
+}
+
+fn cell(r: &SqliteRow, day: i64, rows: &str) -> Result<UsageCell, StoreError> {
+    cell_of_row(r, day, r.try_get(rows).map_err(map_err)?)
 }

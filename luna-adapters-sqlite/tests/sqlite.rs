@@ -83,18 +83,14 @@ async fn the_history_of_events_stored_before_it_was_kept_is_built_on_open() {
 /// balance, rollup or count is reported.
 #[tokio::test]
 async fn verify_flags_derived_history_that_differs_from_the_events() {
-    let store = open("verify-history").await;
-    let u = unique_user("verify-history");
-    append_on(&store, &u, &[], &every_kind_history())
-        .await
-        .expect("append");
-    let report = luna_app::verify::verify(&store, |_| {})
-        .await
-        .expect("verify");
-    assert!(report.is_ok(), "{:?}", report.violations);
+    // Each change on its own store, so each is caught by its own check.
     for (tamper, expected) in [
         (
             "UPDATE ledger SET balance_after = balance_after + 1 WHERE position = (SELECT MAX(position) FROM ledger)",
+            "history rows differ",
+        ),
+        (
+            "UPDATE ledger SET app = 'other' WHERE kind = 'consume'",
             "history rows differ",
         ),
         (
@@ -102,10 +98,23 @@ async fn verify_flags_derived_history_that_differs_from_the_events() {
             "usage rollups differ",
         ),
         (
+            "UPDATE usage_daily SET first_position = last_position + 1",
+            "usage of part of",
+        ),
+        (
             "UPDATE event_count SET n = n + 1 WHERE event_type = 'EnergyConsumed'",
             "EnergyConsumed: ",
         ),
     ] {
+        let store = open("verify-history").await;
+        let u = unique_user("verify-history");
+        append_on(&store, &u, &[], &every_kind_history())
+            .await
+            .expect("append");
+        let report = luna_app::verify::verify(&store, |_| {})
+            .await
+            .expect("verify");
+        assert!(report.is_ok(), "{:?}", report.violations);
         sqlx::query(tamper)
             .execute(store.pool())
             .await

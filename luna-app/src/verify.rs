@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use luna_core::{Event, EventKind, Id, UserId, Wallet, history};
+use luna_core::{Event, EventKind, Id, Span, Timestamp, UserId, Wallet, history};
 use luna_ports::{PageQuery, RecordedEvent, Store, StoreError};
 
 /// Streams read per page.
@@ -181,20 +181,21 @@ pub async fn check_history(
         kept.extend(
             page.entries
                 .into_iter()
-                .map(|e| (e.event.position, e.balance_before, e.balance_after)),
+                .map(|e| (e.event.position, e.balance_before, e.balance_after, e.cell)),
         );
         if !page.has_more || before.is_none() {
             break;
         }
     }
     kept.reverse();
-    let folded: Vec<(u64, i64, i64)> = rows
+    let folded: Vec<_> = rows
         .iter()
         .map(|r| {
             (
                 recorded[r.index].position,
                 r.energy_before.units(),
                 r.energy_after.units(),
+                r.cell(),
             )
         })
         .collect();
@@ -210,7 +211,37 @@ pub async fn check_history(
     if store.usage(stream, None, None).await? != history::usage(&events, None, None) {
         problems.push("daily usage rollups differ from the fold of the events".to_owned());
     }
+    problems.extend(check_edges(store, stream, &events).await?);
     problems.extend(check_counts(store, stream, &events).await?);
+    Ok(problems)
+}
+
+/// Each active day read as two partial days (the path of ranges that start or end mid-day:
+/// the ledger's rows between the day's first and last positions) against the fold.
+async fn check_edges(
+    store: &dyn Store,
+    stream: &UserId,
+    events: &[Event],
+) -> Result<Vec<String>, StoreError> {
+    let days: std::collections::BTreeSet<i64> = history::usage(events, None, None)
+        .iter()
+        .map(|c| c.day)
+        .collect();
+    let mut problems = Vec::new();
+    for day in days {
+        let start = Timestamp::start_of_day(day);
+        let noon = start.plus(Span::seconds(43_200));
+        let end = Timestamp::start_of_day(day.saturating_add(1));
+        for (from, to) in [(start, noon), (noon, end)] {
+            let (from, to) = (Some(from), Some(to));
+            if store.usage(stream, from, to).await? != history::usage(events, from, to) {
+                problems.push(format!(
+                    "usage of part of {} differs from the fold of the events",
+                    luna_core::Date::from_days(day)
+                ));
+            }
+        }
+    }
     Ok(problems)
 }
 

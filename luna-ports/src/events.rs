@@ -192,6 +192,9 @@ pub struct HistoryEntry {
     pub balance_before: i64,
     /// The balance after it.
     pub balance_after: i64,
+    /// The row as stored for analytics (its day, kind, action, app, amount, Unlimited and
+    /// notional figures), so `luna verify` can compare all of it with the events.
+    pub cell: UsageCell,
 }
 
 /// A page of a stream's transaction history, newest first.

@@ -262,6 +262,7 @@ impl EventStore for MemoryStore {
                 event: recorded[r.index].clone(),
                 balance_before: r.energy_before.units(),
                 balance_after: r.energy_after.units(),
+                cell: r.cell(),
             })
             .collect();
         let has_more = entries.len() > limit;
