@@ -13,8 +13,8 @@ use sqlx::{PgPool, Postgres, Row};
 
 use crate::{EVENT_COLUMNS, event_row, i64_of, map_err, u64_of};
 
-/// Inserts an event (`$1`–`$12`) and counts it under its type; answers its position.
-macro_rules! event_insert {
+/// Inserts an event (`$1`–`$12`) and counts it under its type, then the parts given.
+macro_rules! event_cte {
     ($($more:tt)*) => {
         concat!(
             "WITH e AS (INSERT INTO event (event_id, stream_id, version, event_type, schema_version, \
@@ -23,7 +23,6 @@ macro_rules! event_insert {
              c AS (INSERT INTO event_count (stream_id, event_type, n) VALUES ($2, $4, 1) \
              ON CONFLICT (stream_id, event_type) DO UPDATE SET n = event_count.n + 1)",
             $($more)*
-            " SELECT position FROM e"
         )
     };
 }
@@ -58,17 +57,65 @@ macro_rules! rollup_insert {
     };
 }
 
-/// An event that is not a history row.
-pub(crate) const INSERT_EVENT: &str = event_insert!();
+/// The ledger row and its rollup of the event `e`.
+macro_rules! ledger_parts {
+    () => {
+        concat!(
+            ", l AS (",
+            ledger_insert!("(SELECT position FROM e)"),
+            "), u AS (",
+            rollup_insert!("(SELECT position FROM e)"),
+            ")"
+        )
+    };
+}
 
-/// An energy event with its ledger row and rollup.
-pub(crate) const INSERT_ENERGY_EVENT: &str = event_insert!(
-    ", l AS (",
-    ledger_insert!("(SELECT position FROM e)"),
-    "), u AS (",
-    rollup_insert!("(SELECT position FROM e)"),
-    ")",
-);
+/// The stream's projection row, only if still at the expected version `$26` (`$23` version,
+/// `$24` balance, `$25` summary): `w` has a row when written.
+macro_rules! wallet_update {
+    () => {
+        ", w AS (UPDATE wallet SET version = $23, balance = $24, summary = $25::json, \
+         updated_at_ms = $10 WHERE stream_id = $2 AND version = $26 RETURNING 1)"
+    };
+}
+
+/// A new stream's projection row (`$26` unused).
+macro_rules! wallet_insert {
+    () => {
+        ", w AS (INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) \
+         VALUES ($2, $23, $24, $25::json, $10) RETURNING 1)"
+    };
+}
+
+/// The event's position, and whether the projection was written (always 1 without one).
+macro_rules! answer {
+    (plain) => {
+        " SELECT position, 1::bigint AS projected FROM e"
+    };
+    (projected) => {
+        " SELECT position, (SELECT count(*) FROM w) AS projected FROM e"
+    };
+}
+
+/// The statement appending one event: with its ledger row and rollup if it is an energy event,
+/// and with the projection row if it is the batch's last (`Some(true)`: a new stream), so an
+/// append costs one round trip per event and none for the projection.
+pub(crate) fn insert_event_sql(energy: bool, projection: Option<bool>) -> &'static str {
+    match (energy, projection) {
+        (false, None) => concat!(event_cte!(), answer!(plain)),
+        (true, None) => concat!(event_cte!(ledger_parts!()), answer!(plain)),
+        (false, Some(false)) => concat!(event_cte!(wallet_update!()), answer!(projected)),
+        (false, Some(true)) => concat!(event_cte!(wallet_insert!()), answer!(projected)),
+        (true, Some(false)) => concat!(
+            event_cte!(ledger_parts!(), wallet_update!()),
+            answer!(projected)
+        ),
+        (true, Some(true)) => concat!(
+            event_cte!(ledger_parts!(), wallet_insert!()),
+            answer!(projected)
+        ),
+    }
+}
 
 /// A ledger row and its rollup for an event already stored (`$1`: its position).
 const INSERT_LEDGER: &str = concat!(

@@ -205,8 +205,9 @@ impl PgStore {
         &self.pool
     }
 
-    /// Makes the next append fail after inserting its events and before writing the
-    /// projection, to prove the transaction leaves neither (tests only).
+    /// Makes the next append fail after its events and projection row are written (one
+    /// statement per event, the last carrying the projection) and before its other records,
+    /// to prove the transaction leaves none of them (tests only).
     #[doc(hidden)]
     pub fn inject_failure_after_event_insert(&self) {
         self.fail_after_event_insert.store(true, Ordering::SeqCst);
@@ -219,21 +220,20 @@ impl PgStore {
         now: Timestamp,
     ) -> Result<Appended, StoreError> {
         let stream = batch.stream.as_str();
-        let receipts = insert_events(tx, stream, batch.expected_version, batch.events, now).await?;
+        let receipts = insert_events(
+            tx,
+            stream,
+            batch.expected_version,
+            batch.events,
+            batch.summary,
+            now,
+        )
+        .await?;
         if self.fail_after_event_insert.swap(false, Ordering::SeqCst) {
             return Err(StoreError::backend(std::io::Error::other(
                 "injected failure after the event insert",
             )));
         }
-        let new_version = batch.expected_version + batch.events.len() as u64;
-        write_projection(
-            tx,
-            stream,
-            (batch.expected_version, new_version),
-            batch.summary,
-            now,
-        )
-        .await?;
         if let Some(event_id) = batch.processed {
             sqlx::query("INSERT INTO webhook_event (stream_id, event_id, processed_at_ms) VALUES ($1, $2, $3)")
                 .bind(stream)
@@ -271,19 +271,20 @@ async fn insert_events(
     stream: &str,
     expected_version: u64,
     events: &[NewEvent],
+    summary: &luna_core::Summary,
     now: Timestamp,
 ) -> Result<Vec<Receipt>, StoreError> {
     let mut receipts = Vec::with_capacity(events.len());
+    let encoded_summary = encode_summary(summary);
+    let new_version = i64_of(expected_version + events.len() as u64)?;
     for (i, e) in events.iter().enumerate() {
         let row = encode_new(e);
         let version = expected_version + 1 + i as u64;
         let ledger = LedgerRow::of_new(&e.event, row.balance_after).map_err(StoreError::backend)?;
-        let sql = if ledger.is_some() {
-            history::INSERT_ENERGY_EVENT
-        } else {
-            history::INSERT_EVENT
-        };
-        let query = sqlx::query(sql)
+        // The batch's last event also writes the projection row (same statement).
+        let last = i + 1 == events.len();
+        let projection = last.then_some(expected_version == 0);
+        let query = sqlx::query(history::insert_event_sql(ledger.is_some(), projection))
             .bind(&row.event_id)
             .bind(stream)
             .bind(i64_of(version)?)
@@ -298,14 +299,26 @@ async fn insert_events(
             .bind(row.available_after);
         let query = match &ledger {
             Some(l) => history::bind_ledger(query, l)?,
+            // `$13`–`$22` keep their numbers in every shape: typed NULLs.
+            None if last => (13..=22).fold(query, |q, _| q.bind(None::<i64>)),
             None => query,
         };
-        let position: i64 = query
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .try_get("position")
-            .map_err(map_err)?;
+        let query = if last {
+            query
+                .bind(new_version)
+                .bind(summary.balance.units())
+                .bind(encoded_summary.as_str())
+                .bind(i64_of(expected_version)?)
+        } else {
+            query
+        };
+        let answered = query.fetch_one(&mut **tx).await.map_err(map_err)?;
+        let projected: i64 = answered.try_get("projected").map_err(map_err)?;
+        if projected != 1 {
+            // The projection row moved on: the optimistic conflict.
+            return Err(StoreError::Conflict);
+        }
+        let position: i64 = answered.try_get("position").map_err(map_err)?;
         receipts.push(Receipt {
             event_id: e.event_id,
             version,
@@ -325,49 +338,6 @@ async fn insert_events(
             .map_err(map_err)?;
     }
     Ok(receipts)
-}
-
-/// Writes the stream's projection row, only if it is still at the expected version.
-async fn write_projection(
-    tx: &mut Transaction<'_, Postgres>,
-    stream: &str,
-    (expected_version, new_version): (u64, u64),
-    summary: &luna_core::Summary,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let new_version = i64_of(new_version)?;
-    let encoded = encode_summary(summary);
-    let written = if expected_version == 0 {
-        sqlx::query(
-            "INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) \
-             VALUES ($1, $2, $3, $4::json, $5)",
-        )
-        .bind(stream)
-        .bind(new_version)
-        .bind(summary.balance.units())
-        .bind(&encoded)
-        .bind(now.millis())
-        .execute(&mut **tx)
-        .await
-    } else {
-        sqlx::query(
-            "UPDATE wallet SET version = $1, balance = $2, summary = $3::json, updated_at_ms = $4 \
-             WHERE stream_id = $5 AND version = $6",
-        )
-        .bind(new_version)
-        .bind(summary.balance.units())
-        .bind(&encoded)
-        .bind(now.millis())
-        .bind(stream)
-        .bind(i64_of(expected_version)?)
-        .execute(&mut **tx)
-        .await
-    }
-    .map_err(map_err)?;
-    if written.rows_affected() != 1 {
-        return Err(StoreError::Conflict);
-    }
-    Ok(())
 }
 
 async fn insert_idempotency<'e, E: sqlx::Executor<'e, Database = Postgres>>(
