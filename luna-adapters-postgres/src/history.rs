@@ -3,6 +3,8 @@
 //! existed (issue 9). An event and all its derived rows are one statement (data-modifying
 //! `WITH`), so keeping them costs no round trip.
 
+use std::sync::LazyLock;
+
 use luna_codec::{LedgerRow, cell_of, stream_rows};
 use luna_core::history::{ROW_EVENT_TYPES, UsageCell, sum_cells};
 use luna_core::{Timestamp, UserId};
@@ -132,7 +134,7 @@ pub(crate) fn bind_ledger<'q>(
 ) -> Result<Query<'q, Postgres, PgArguments>, StoreError> {
     let c = &row.cell;
     Ok(q.bind(c.kind.as_str())
-        .bind(row.amount)
+        .bind(row.amount().map_err(StoreError::backend)?)
         .bind(row.balance_before)
         .bind(row.balance_after)
         .bind(row.occurred_at_ms)
@@ -188,14 +190,20 @@ pub(crate) async fn backfill(pool: &PgPool) -> Result<(), StoreError> {
     tx.commit().await.map_err(map_err)
 }
 
-/// The event columns, qualified for a join with the ledger.
-fn event_columns() -> String {
-    EVENT_COLUMNS
+/// A page of the ledger joined with its events (the event columns qualified), newest first.
+static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let event_columns = EVENT_COLUMNS
         .split(", ")
         .map(|c| format!("e.{}", c.trim()))
         .collect::<Vec<_>>()
-        .join(", ")
-}
+        .join(", ");
+    format!(
+        "SELECT {event_columns}, l.balance_before AS l_before, l.balance_after AS l_after, \
+         l.occurred_at_ms AS l_at, l.kind, l.action, l.app, l.amount AS energy, l.unlimited, l.notional \
+         FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
+         WHERE l.stream_id = $1 AND l.position < $2 ORDER BY l.position DESC LIMIT $3"
+    )
+});
 
 /// A page of the stream's ledger joined with its events, newest first.
 pub(crate) async fn page(
@@ -212,14 +220,7 @@ pub(crate) async fn page(
     .fetch_one(pool)
     .await
     .map_err(map_err)?;
-    let sql = format!(
-        "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after, \
-         l.occurred_at_ms AS l_at, l.kind, l.action, l.app, l.amount AS energy, l.unlimited, l.notional \
-         FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
-         WHERE l.stream_id = $1 AND l.position < $2 ORDER BY l.position DESC LIMIT $3",
-        event_columns()
-    );
-    let rows = sqlx::query(&sql)
+    let rows = sqlx::query(&PAGE_SQL)
         .bind(stream.as_str())
         .bind(before.map_or(Ok(i64::MAX), i64_of)?)
         .bind(i64_of(limit as u64 + 1)?)
@@ -272,12 +273,10 @@ pub(crate) async fn usage(
             cells.push(cell(r, r.try_get("day").map_err(map_err)?, "row_count")?);
         }
     }
-    for (lo, hi) in split.edges {
+    for edge in split.edges {
         // The rows of the edge's days lie between the first and last positions their rollups
         // keep: a walk of the ledger's key, filtered by time.
-        let (lo, hi) = lo
-            .zip(hi)
-            .ok_or_else(|| StoreError::backend(std::io::Error::other("an unbounded usage edge")))?;
+        let (first_day, last_day) = edge.days();
         let rows = sqlx::query(
             "SELECT kind, action, app, 1::bigint AS one, amount AS energy, unlimited, notional, \
              occurred_at_ms FROM ledger WHERE stream_id = $1 \
@@ -286,10 +285,10 @@ pub(crate) async fn usage(
              AND occurred_at_ms >= $4 AND occurred_at_ms < $5",
         )
         .bind(stream.as_str())
-        .bind(lo.day_number())
-        .bind(Timestamp::from_millis(hi.millis() - 1).day_number())
-        .bind(lo.millis())
-        .bind(hi.millis())
+        .bind(first_day)
+        .bind(last_day)
+        .bind(edge.from.millis())
+        .bind(edge.to.millis())
         .fetch_all(pool)
         .await
         .map_err(map_err)?;

@@ -447,28 +447,7 @@ impl EventStore for PgStore {
     }
 
     async fn read_events(&self, stream: &UserId) -> Result<Vec<luna_core::Event>, StoreError> {
-        // Only what a fold reads: no metadata, ids or stream to parse per row.
-        let rows = sqlx::query(
-            "SELECT event_type, schema_version, payload::text AS payload, occurred_at_ms FROM event \
-             WHERE stream_id = $1 ORDER BY position",
-        )
-        .bind(stream.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                let event_type: &str = r.try_get("event_type").map_err(map_err)?;
-                let schema_version: i32 = r.try_get("schema_version").map_err(map_err)?;
-                let payload: &str = r.try_get("payload").map_err(map_err)?;
-                let at: i64 = r.try_get("occurred_at_ms").map_err(map_err)?;
-                Ok(luna_core::Event {
-                    occurred_at: Timestamp::from_millis(at),
-                    kind: luna_codec::decode(event_type, schema_version, payload)
-                        .map_err(StoreError::backend)?,
-                })
-            })
-            .collect()
+        page::fold_input(&self.pool, stream).await
     }
 
     async fn read_page(&self, stream: &UserId, q: PageQuery<'_>) -> Result<StreamPage, StoreError> {

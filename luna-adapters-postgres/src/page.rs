@@ -1,9 +1,10 @@
-//! The events page: one statement per shape so PostgreSQL walks the right index, and
-//! `total_count` from one index probe (unfiltered) or the count kept per type (filtered).
+//! Reads of a stream: the events page — one statement per shape so PostgreSQL walks the right
+//! index, `total_count` from one index probe (unfiltered) or the count kept per type
+//! (filtered) — and the fold's input, decoding only what a fold reads.
 
 use luna_core::UserId;
 use luna_ports::{PageQuery, StoreError, StreamPage};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 
 use crate::{EVENT_COLUMNS, event_row, i64_of, map_err, u64_of};
 
@@ -62,4 +63,31 @@ pub(crate) async fn read_page(
         total_count: u64_of(total)?,
         has_more,
     })
+}
+
+/// Every event of a stream, oldest first, decoding only what a fold reads (the narrative).
+pub(crate) async fn fold_input(
+    pool: &PgPool,
+    stream: &UserId,
+) -> Result<Vec<luna_core::Event>, StoreError> {
+    // Only what a fold reads: no metadata, ids or stream to parse per row.
+    let rows = sqlx::query(
+        "SELECT event_type, schema_version, payload::text AS payload, occurred_at_ms FROM event \
+         WHERE stream_id = $1 ORDER BY position",
+    )
+    .bind(stream.as_str())
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            luna_codec::decode_event(
+                r.try_get("event_type").map_err(map_err)?,
+                r.try_get("schema_version").map_err(map_err)?,
+                r.try_get("payload").map_err(map_err)?,
+                r.try_get("occurred_at_ms").map_err(map_err)?,
+            )
+            .map_err(StoreError::backend)
+        })
+        .collect()
 }

@@ -40,8 +40,6 @@ enum Outcome {
 struct State {
     /// The writer connection while a transaction is open.
     conn: Option<PoolConnection<Sqlite>>,
-    /// Members whose writes the open transaction holds.
-    members: usize,
     /// A member was dropped between its savepoint and its release.
     poisoned: bool,
     /// Whether the connection is in a transaction is not known (a statement that opens or
@@ -76,7 +74,6 @@ impl GroupCommit {
             writer,
             state: Mutex::new(State {
                 conn: None,
-                members: 0,
                 poisoned: false,
                 in_doubt: false,
                 batch: Arc::new(watch::channel(None).0),
@@ -144,7 +141,6 @@ impl GroupCommit {
             // Nothing of this member stays; the batch (maybe empty) is still committed.
             Err(e) => return Err(e),
         };
-        st.members += 1;
         let mut done = st.batch.subscribe();
         drop(st);
         self.wake.notify_one();
@@ -187,7 +183,6 @@ fn abandon(st: &mut State) {
 
 /// Publishes the open batch's outcome and starts the next batch.
 fn publish(st: &mut State, outcome: Outcome) {
-    st.members = 0;
     st.poisoned = false;
     st.in_doubt = false;
     let batch = std::mem::replace(&mut st.batch, Arc::new(watch::channel(None).0));

@@ -2,6 +2,8 @@
 //! event counts per type), its reads, and its one-time build for events stored before it
 //! existed (issue 9).
 
+use std::sync::LazyLock;
+
 use luna_codec::{LedgerRow, cell_of, stream_rows};
 use luna_core::history::{ROW_EVENT_TYPES, UsageCell, sum_cells};
 use luna_core::{Timestamp, UserId};
@@ -11,14 +13,20 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::{EVENT_COLUMNS, event_row, i64_of, map_err, u64_of};
 
-/// The event columns, qualified for a join with the ledger.
-fn event_columns() -> String {
-    EVENT_COLUMNS
+/// A page of the ledger joined with its events (the event columns qualified), newest first.
+static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let event_columns = EVENT_COLUMNS
         .split(", ")
         .map(|c| format!("e.{}", c.trim()))
         .collect::<Vec<_>>()
-        .join(", ")
-}
+        .join(", ");
+    format!(
+        "SELECT {event_columns}, l.balance_before AS l_before, l.balance_after AS l_after, \
+         l.occurred_at_ms AS l_at, l.kind, l.action, l.app, l.amount AS energy, l.unlimited, l.notional \
+         FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
+         WHERE l.stream_id = ? AND l.position < ? ORDER BY l.position DESC LIMIT ?"
+    )
+});
 
 /// Writes the derived data of appended events: their counts per type, and for each energy
 /// event its ledger row and its day's rollup.
@@ -63,7 +71,7 @@ async fn insert_ledger(
     .bind(stream)
     .bind(position)
     .bind(c.kind.as_str())
-    .bind(row.amount)
+    .bind(row.amount().map_err(StoreError::backend)?)
     .bind(row.balance_before)
     .bind(row.balance_after)
     .bind(row.occurred_at_ms)
@@ -88,9 +96,9 @@ async fn insert_ledger(
     .bind(c.kind.as_str())
     .bind(&c.action)
     .bind(&c.app)
-    .bind(i64_of(c.energy)?)
-    .bind(i64_of(c.unlimited)?)
-    .bind(i64_of(c.notional)?)
+    .bind(row.amount().map_err(StoreError::backend)?)
+    .bind(i64::from(row.unlimited()))
+    .bind(row.notional().map_err(StoreError::backend)?)
     .bind(position)
     .bind(position)
     .execute(&mut *tx)
@@ -156,19 +164,12 @@ pub(crate) async fn page(
     before: Option<u64>,
     limit: usize,
 ) -> Result<HistoryPage, StoreError> {
-    let total: i64 = sqlx::query_scalar(&row_count_sql())
+    let total: i64 = sqlx::query_scalar(&ROW_COUNT_SQL)
         .bind(stream.as_str())
         .fetch_one(reader)
         .await
         .map_err(map_err)?;
-    let sql = format!(
-        "SELECT {}, l.balance_before AS l_before, l.balance_after AS l_after, \
-         l.occurred_at_ms AS l_at, l.kind, l.action, l.app, l.amount AS energy, l.unlimited, l.notional \
-         FROM ledger l JOIN event e ON e.stream_id = l.stream_id AND e.position = l.position \
-         WHERE l.stream_id = ? AND l.position < ? ORDER BY l.position DESC LIMIT ?",
-        event_columns()
-    );
-    let rows = sqlx::query(&sql)
+    let rows = sqlx::query(&PAGE_SQL)
         .bind(stream.as_str())
         .bind(before.map_or(Ok(i64::MAX), i64_of)?)
         .bind(i64_of(limit as u64 + 1)?)
@@ -221,10 +222,10 @@ pub(crate) async fn usage(
             cells.push(cell(r, r.try_get("day").map_err(map_err)?, "row_count")?);
         }
     }
-    for (lo, hi) in split.edges {
+    for edge in split.edges {
         // The rows of the edge's days lie between the first and last positions their rollups
         // keep: a walk of the ledger's key, filtered by time.
-        let (lo, hi) = edge_bounds(lo, hi)?;
+        let (first_day, last_day) = edge.days();
         let rows = sqlx::query(
             "SELECT kind, action, app, 1 AS one, amount AS energy, unlimited, notional, occurred_at_ms \
              FROM ledger WHERE stream_id = ?1 \
@@ -233,10 +234,10 @@ pub(crate) async fn usage(
              AND occurred_at_ms >= ?4 AND occurred_at_ms < ?5",
         )
         .bind(stream.as_str())
-        .bind(lo.day_number())
-        .bind(Timestamp::from_millis(hi.millis() - 1).day_number())
-        .bind(lo.millis())
-        .bind(hi.millis())
+        .bind(first_day)
+        .bind(last_day)
+        .bind(edge.from.millis())
+        .bind(edge.to.millis())
         .fetch_all(reader)
         .await
         .map_err(map_err)?;
@@ -248,17 +249,8 @@ pub(crate) async fn usage(
     Ok(sum_cells(cells))
 }
 
-/// An edge's bounds (the split gives bounded edges only).
-pub(crate) fn edge_bounds(
-    lo: Option<Timestamp>,
-    hi: Option<Timestamp>,
-) -> Result<(Timestamp, Timestamp), StoreError> {
-    lo.zip(hi)
-        .ok_or_else(|| StoreError::backend(std::io::Error::other("an unbounded usage edge")))
-}
-
 /// The statement counting a stream's history rows: the counts of the row types.
-fn row_count_sql() -> String {
+static ROW_COUNT_SQL: LazyLock<String> = LazyLock::new(|| {
     let types = ROW_EVENT_TYPES
         .iter()
         .map(|t| format!("'{t}'"))
@@ -267,7 +259,7 @@ fn row_count_sql() -> String {
     format!(
         "SELECT COALESCE(SUM(n), 0) FROM event_count WHERE stream_id = ? AND event_type IN ({types})"
     )
-}
+});
 
 fn cell_of_row(r: &SqliteRow, day: i64, rows: i64) -> Result<UsageCell, StoreError> {
     cell_of(

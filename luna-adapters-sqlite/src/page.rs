@@ -2,7 +2,7 @@
 //! stops after the page instead of reading the stream's whole history (issue 9) — and the
 //! fold's input, decoding only what a fold reads.
 
-use luna_core::{Timestamp, UserId};
+use luna_core::UserId;
 use luna_ports::{PageQuery, StoreError};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
@@ -98,15 +98,13 @@ pub(crate) async fn fold_input(
     .map_err(map_err)?;
     rows.iter()
         .map(|r| {
-            let event_type: &str = r.try_get("event_type").map_err(map_err)?;
-            let schema_version: i32 = r.try_get("schema_version").map_err(map_err)?;
-            let payload: &str = r.try_get("payload").map_err(map_err)?;
-            let at: i64 = r.try_get("occurred_at_ms").map_err(map_err)?;
-            Ok(luna_core::Event {
-                occurred_at: Timestamp::from_millis(at),
-                kind: luna_codec::decode(event_type, schema_version, payload)
-                    .map_err(StoreError::backend)?,
-            })
+            luna_codec::decode_event(
+                r.try_get("event_type").map_err(map_err)?,
+                r.try_get("schema_version").map_err(map_err)?,
+                r.try_get("payload").map_err(map_err)?,
+                r.try_get("occurred_at_ms").map_err(map_err)?,
+            )
+            .map_err(StoreError::backend)
         })
         .collect()
 }

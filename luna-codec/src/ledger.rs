@@ -12,8 +12,6 @@ use crate::CodecError;
 pub struct LedgerRow {
     /// The row as a usage cell of its own (day, kind, action, app, counts).
     pub cell: UsageCell,
-    /// Its gross amount.
-    pub amount: i64,
     /// The balance before the event.
     pub balance_before: i64,
     /// The balance after it.
@@ -27,7 +25,6 @@ impl LedgerRow {
     pub fn of(row: &TxRow<'_>) -> LedgerRow {
         LedgerRow {
             cell: row.cell(),
-            amount: i64::from(row.amount.units()),
             balance_before: row.energy_before.units(),
             balance_after: row.energy_after.units(),
             occurred_at_ms: row.at.millis(),
@@ -57,6 +54,11 @@ impl LedgerRow {
             energy_after: Balance::new(after),
             ..row
         })))
+    }
+
+    /// Its gross amount (the `amount` column: the cell's energy, one row's).
+    pub fn amount(&self) -> Result<i64, CodecError> {
+        i64::try_from(self.cell.energy).map_err(|_| CodecError::Invalid("amount".into()))
     }
 
     /// Whether the row is an Unlimited consume (the `unlimited` column).

@@ -592,6 +592,6 @@ pub fn decode(
 mod rows;
 
 pub use rows::{
-    EventRow, KeyRow, MetadataDto, NewEventRow, decode_key, decode_metadata, decode_row,
-    encode_metadata, encode_new, encode_scopes,
+    EventRow, KeyRow, MetadataDto, NewEventRow, decode_event, decode_key, decode_metadata,
+    decode_row, encode_metadata, encode_new, encode_scopes,
 };

@@ -75,9 +75,27 @@ fn after_of(balance: Option<i64>, available: Option<i64>) -> Option<luna_ports::
     })
 }
 
+/// Decodes an event from the columns a fold reads (type, schema version, payload, time).
+pub fn decode_event(
+    event_type: &str,
+    schema_version: i32,
+    payload: &str,
+    occurred_at_ms: i64,
+) -> Result<luna_core::Event, CodecError> {
+    Ok(luna_core::Event {
+        occurred_at: Timestamp::from_millis(occurred_at_ms),
+        kind: decode(event_type, schema_version, payload)?,
+    })
+}
+
 /// Decodes a stored row into the port's recorded event.
 pub fn decode_row(row: &EventRow) -> Result<luna_ports::RecordedEvent, CodecError> {
-    let kind = decode(&row.event_type, row.schema_version, &row.payload)?;
+    let event = decode_event(
+        &row.event_type,
+        row.schema_version,
+        &row.payload,
+        row.occurred_at_ms,
+    )?;
     let meta = decode_metadata(&row.metadata)?;
     Ok(luna_ports::RecordedEvent {
         event_id: id(&row.event_id)?,
@@ -85,10 +103,7 @@ pub fn decode_row(row: &EventRow) -> Result<luna_ports::RecordedEvent, CodecErro
         version: u64::try_from(row.version).map_err(|_| CodecError::Invalid("version".into()))?,
         position: u64::try_from(row.position)
             .map_err(|_| CodecError::Invalid("position".into()))?,
-        event: luna_core::Event {
-            occurred_at: Timestamp::from_millis(row.occurred_at_ms),
-            kind,
-        },
+        event,
         metadata: luna_ports::EventMetadata {
             actor: meta.actor,
             correlation_id: meta.correlation_id,

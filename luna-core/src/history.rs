@@ -231,25 +231,24 @@ impl TxRow<'_> {
         }
     }
 
-    /// This row as a usage cell of its own (one row, on its UTC day).
+    /// This row as a usage cell of its own (one row, on its UTC day). Only consumes have an
+    /// action and an app, and only Unlimited ones a counted notional energy.
     pub fn cell(&self) -> UsageCell {
-        let consume = self.kind == TxKind::Consume;
         UsageCell {
             day: self.at.day_number(),
             kind: self.kind,
             action: self
                 .feature_used
-                .filter(|_| consume)
                 .map_or_else(String::new, |a| a.as_str().to_owned()),
-            app: if consume {
+            app: if self.kind == TxKind::Consume {
                 self.app_source.unwrap_or(DEFAULT_APP).to_owned()
             } else {
                 String::new()
             },
             rows: 1,
             energy: u64::from(self.amount.units()),
-            unlimited: u64::from(consume && self.unlimited),
-            notional: if consume && self.unlimited {
+            unlimited: u64::from(self.unlimited),
+            notional: if self.unlimited {
                 u64::from(self.notional.units())
             } else {
                 0
@@ -279,25 +278,6 @@ pub struct UsageCell {
     pub unlimited: u64,
     /// The notional energy of those.
     pub notional: u64,
-}
-
-impl UsageCell {
-    /// The key cells are summed under.
-    pub fn key(&self) -> (i64, TxKind, &str, &str) {
-        (self.day, self.kind, &self.action, &self.app)
-    }
-
-    /// Adds another cell's counts (same key), `None` on overflow.
-    #[must_use]
-    pub fn plus(&self, other: &UsageCell) -> Option<UsageCell> {
-        Some(UsageCell {
-            rows: self.rows.checked_add(other.rows)?,
-            energy: self.energy.checked_add(other.energy)?,
-            unlimited: self.unlimited.checked_add(other.unlimited)?,
-            notional: self.notional.checked_add(other.notional)?,
-            ..self.clone()
-        })
-    }
 }
 
 /// The usage cells of a stream's rows in `[from, to)`, summed per key, in key order.

@@ -215,9 +215,28 @@ pub struct UsageSplit {
     /// Whole days `[first, end)` read from the rollups (`None` bound: unbounded; `None`: no
     /// whole day).
     pub days: Option<(Option<i64>, Option<i64>)>,
-    /// Time ranges `[from, to)` whose rows are read one by one (at most two, each within
-    /// one day).
-    pub edges: Vec<(Option<Timestamp>, Option<Timestamp>)>,
+    /// Time ranges whose rows are read one by one (at most two).
+    pub edges: Vec<UsageEdge>,
+}
+
+/// A partial-day range `[from, to)` of a usage query (always bounded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageEdge {
+    /// From (inclusive).
+    pub from: Timestamp,
+    /// To (exclusive).
+    pub to: Timestamp,
+}
+
+impl UsageEdge {
+    /// The first and last UTC day the range touches (a stored row of the range lies between
+    /// the first and last positions those days' rollups keep).
+    pub fn days(&self) -> (i64, i64) {
+        (
+            self.from.day_number(),
+            Timestamp::from_millis(self.to.millis().saturating_sub(1)).day_number(),
+        )
+    }
 }
 
 impl UsageSplit {
@@ -233,12 +252,12 @@ impl UsageSplit {
             }
         });
         let end = to.map(Timestamp::day_number);
-        if let (Some(f), Some(e)) = (first, end) {
+        if let (Some(from), Some(to), Some(f), Some(e)) = (from, to, first, end) {
             if f >= e {
                 // No whole day: the range lies within at most two partial days.
                 return UsageSplit {
                     days: None,
-                    edges: vec![(from, to)],
+                    edges: vec![UsageEdge { from, to }],
                 };
             }
         }
@@ -246,13 +265,13 @@ impl UsageSplit {
         if let (Some(f), Some(d)) = (from, first) {
             let start = Timestamp::start_of_day(d);
             if f < start {
-                edges.push((Some(f), Some(start)));
+                edges.push(UsageEdge { from: f, to: start });
             }
         }
         if let (Some(t), Some(e)) = (to, end) {
             let start = Timestamp::start_of_day(e);
             if start < t {
-                edges.push((Some(start), Some(t)));
+                edges.push(UsageEdge { from: start, to: t });
             }
         }
         UsageSplit {

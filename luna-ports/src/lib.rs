@@ -18,7 +18,7 @@ pub use error::StoreError;
 pub use events::{
     AppendBatch, Appended, EnergyAfter, EventMetadata, EventStore, HistoryEntry, HistoryPage,
     LoadedWallet, NewEvent, PageQuery, PendingIdempotency, Receipt, RecordedEvent, RenderResponse,
-    StoredSummary, StreamPage, UsageSplit,
+    StoredSummary, StreamPage, UsageEdge, UsageSplit,
 };
 pub use idempotency::{IdempotencyRecord, IdempotencyStore, StoredResponse};
 pub use keys::{KeyStore, Scope, ServiceKey};

@@ -55,11 +55,10 @@ impl Hub {
         } else {
             None
         };
-        let (page, total_count) = (lines, page.total_count);
         Ok(TransactionsPage {
             user: user.clone(),
-            lines: page,
-            total_count,
+            lines,
+            total_count: page.total_count,
             next_before,
         })
     }
