@@ -28,7 +28,7 @@ use luna_ports::{
     StoredSummary, StreamPage,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Connection, Postgres, Row, Transaction};
 
 /// How a table is laid out on a PostgreSQL distributed by user (ADR 0005).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,10 @@ pub fn citus_statements() -> Vec<String> {
 pub const POOL_SIZE: u32 = 16;
 /// How long a request waits for a free connection before the database counts as unavailable.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pooled connection idle at least this long is pinged before use (the server or a proxy
+/// may have closed it meanwhile). Busy connections are not: sqlx's default pings before every
+/// acquire, one more round trip per query (ADR 0009).
+pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 const EVENT_COLUMNS: &str = "position, event_id::text AS event_id, stream_id, version, event_type, schema_version, \
                              payload::text AS payload, metadata::text AS metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after";
@@ -185,6 +189,13 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    // A failed ping closes this connection; the pool takes or opens another.
+                    Ok(meta.idle_for < PING_IDLE_AFTER || conn.ping().await.is_ok())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(map_err)?;

@@ -25,6 +25,18 @@ use tokio::sync::{Mutex, Notify, watch};
 
 use crate::map_err;
 
+/// Opens a member's savepoint: the first statement of its first query.
+pub(crate) const SAVEPOINT: &str = "SAVEPOINT member";
+/// Releases a member's savepoint.
+pub(crate) const RELEASE: &str = "RELEASE member";
+
+/// Whether a member's writes released its savepoint themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Released {
+    Yes,
+    No,
+}
+
 /// How a batch ended.
 #[derive(Debug, Clone)]
 enum Outcome {
@@ -84,11 +96,15 @@ impl GroupCommit {
         GroupCommit { shared, wake }
     }
 
-    /// Runs `write` as one member of the next batch: in its own savepoint, answered once the
-    /// batch is committed.
+    /// Runs `write` as one member of the next batch, answered once the batch is committed.
+    /// `write` opens the member's savepoint with its first statement ([`SAVEPOINT`], in the
+    /// same query as its first writes: one trip to the connection's thread fewer) and says
+    /// whether its last statement released it ([`RELEASE`]); if not, it is released here. On
+    /// an error the savepoint is rolled back; if that fails (never opened, already released)
+    /// the whole batch is abandoned — nothing of a failed member is ever committed.
     pub(crate) async fn run<T, F>(&self, write: F) -> Result<T, StoreError>
     where
-        F: for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, StoreError>,
+        F: for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<(T, Released), StoreError>,
     {
         let _wake = WakeOnDrop(&self.wake);
         let mut st = self.shared.state.lock().await;
@@ -117,15 +133,12 @@ impl GroupCommit {
             )));
         };
         let conn: &mut SqliteConnection = conn;
-        sqlx::query("SAVEPOINT member")
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
         let written = write(&mut *conn).await;
         let closed = match &written {
-            Ok(_) => sqlx::query("RELEASE member").execute(&mut *conn).await,
+            Ok((_, Released::Yes)) => Ok(()),
+            Ok((_, Released::No)) => sqlx::query(RELEASE).execute(&mut *conn).await.map(drop),
             Err(_) => match sqlx::query("ROLLBACK TO member").execute(&mut *conn).await {
-                Ok(_) => sqlx::query("RELEASE member").execute(&mut *conn).await,
+                Ok(_) => sqlx::query(RELEASE).execute(&mut *conn).await.map(drop),
                 Err(e) => Err(e),
             },
         };
@@ -137,7 +150,7 @@ impl GroupCommit {
         }
         st.poisoned = false;
         let value = match written {
-            Ok(v) => v,
+            Ok((v, _)) => v,
             // Nothing of this member stays; the batch (maybe empty) is still committed.
             Err(e) => return Err(e),
         };

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use luna_codec::{LedgerRow, cell_of, stream_rows};
 use luna_core::history::{ROW_EVENT_TYPES, UsageCell, sum_cells};
 use luna_core::{Timestamp, UserId};
-use luna_ports::{HistoryEntry, HistoryPage, NewEvent, Receipt, StoreError, UsageSplit};
+use luna_ports::{HistoryEntry, HistoryPage, StoreError, UsageSplit};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
@@ -28,82 +28,17 @@ static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Writes the derived data of appended events: their counts per type, and for each energy
-/// event its ledger row and its day's rollup.
-pub(crate) async fn record(
-    tx: &mut SqliteConnection,
-    stream: &str,
-    events: &[NewEvent],
-    receipts: &[Receipt],
-) -> Result<(), StoreError> {
-    for (e, receipt) in events.iter().zip(receipts) {
-        sqlx::query(
-            "INSERT INTO event_count (stream_id, event_type, n) VALUES (?, ?, 1) \
-             ON CONFLICT (stream_id, event_type) DO UPDATE SET n = n + 1",
-        )
-        .bind(stream)
-        .bind(e.event.kind.type_name())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let row =
-            LedgerRow::of_new(&e.event, e.after.map(|a| a.balance)).map_err(StoreError::backend)?;
-        if let Some(row) = row {
-            insert_ledger(tx, stream, receipt.position, &row).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Inserts one ledger row and adds it to its day's rollup.
+/// Inserts one ledger row and adds it to its day's rollup (the statements appends use).
 async fn insert_ledger(
     tx: &mut SqliteConnection,
     stream: &str,
     position: u64,
     row: &LedgerRow,
 ) -> Result<(), StoreError> {
-    let c = &row.cell;
-    let position = i64_of(position)?;
-    sqlx::query(
-        "INSERT INTO ledger (stream_id, position, kind, amount, balance_before, balance_after, \
-         occurred_at_ms, action, app, unlimited, notional) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(stream)
-    .bind(position)
-    .bind(c.kind.as_str())
-    .bind(row.amount().map_err(StoreError::backend)?)
-    .bind(row.balance_before)
-    .bind(row.balance_after)
-    .bind(row.occurred_at_ms)
-    .bind(&c.action)
-    .bind(&c.app)
-    .bind(i64::from(row.unlimited()))
-    .bind(row.notional().map_err(StoreError::backend)?)
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    sqlx::query(
-        "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, unlimited, \
-         notional, first_position, last_position) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) \
-         ON CONFLICT (stream_id, day, kind, action, app) DO UPDATE SET \
-         row_count = row_count + 1, energy = energy + excluded.energy, \
-         unlimited = unlimited + excluded.unlimited, notional = notional + excluded.notional, \
-         first_position = min(first_position, excluded.first_position), \
-         last_position = max(last_position, excluded.last_position)",
-    )
-    .bind(stream)
-    .bind(c.day)
-    .bind(c.kind.as_str())
-    .bind(&c.action)
-    .bind(&c.app)
-    .bind(row.amount().map_err(StoreError::backend)?)
-    .bind(i64::from(row.unlimited()))
-    .bind(row.notional().map_err(StoreError::backend)?)
-    .bind(position)
-    .bind(position)
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?;
+    use crate::write::{Expr, Script};
+    let mut s = Script::default();
+    s.ledger(&Expr::text(stream), &Expr::int(i64_of(position)?), row)?;
+    s.query().execute(&mut *tx).await.map_err(map_err)?;
     Ok(())
 }
 

@@ -13,6 +13,9 @@ mod group;
 mod history;
 mod keys;
 mod page;
+mod write;
+
+use group::Released;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -20,13 +23,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use luna_codec::{EventRow, decode_row, decode_summary, encode_new, encode_summary};
+use luna_codec::{EventRow, decode_row, decode_summary};
 use luna_core::history::UsageCell;
 use luna_core::{EntityRef, Timestamp, UserId};
 use luna_ports::{
     AppendBatch, Appended, Clock, EventStore, HistoryPage, IdempotencyRecord, IdempotencyStore,
-    LoadedWallet, NewEvent, PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse,
-    StoredSummary, StreamPage,
+    LoadedWallet, PageQuery, RecordedEvent, StoreError, StoredResponse, StoredSummary, StreamPage,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -150,8 +152,11 @@ impl SqliteStore {
                     .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
             }
         }
+        // No ping before each acquire (sqlx's default): a connection to a local file is not
+        // closed behind our back, and the ping is one more trip to the connection's thread.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .min_connections(1)
             .connect_with(options.clone())
             .await
@@ -166,6 +171,7 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(readers())
+                .test_before_acquire(false)
                 .connect_with(options.read_only(true))
                 .await
                 .map_err(map_err)?
@@ -186,8 +192,9 @@ impl SqliteStore {
         &self.writer
     }
 
-    /// Makes the next append fail after inserting its events and before writing the
-    /// projection, to prove the transaction leaves neither (tests only).
+    /// Makes the next append fail after its events, derived rows and projection row are
+    /// written (one query) and before its idempotency record, to prove the transaction leaves
+    /// none of them (tests only).
     #[doc(hidden)]
     pub fn inject_failure_after_event_insert(&self) {
         self.fail_after_event_insert.store(true, Ordering::SeqCst);
@@ -205,10 +212,30 @@ impl SqliteStore {
         tx: &mut SqliteConnection,
         batch: AppendBatch<'_>,
         now: Timestamp,
-    ) -> Result<Appended, StoreError> {
-        let stream = batch.stream.as_str();
-        let receipts = insert_events(tx, stream, batch.expected_version, batch.events, now).await?;
-        history::record(tx, stream, batch.events, &receipts).await?;
+    ) -> Result<(Appended, Released), StoreError> {
+        // The savepoint is released by the same query when nothing follows the writes (and no
+        // test hook is armed: those test the savepoint's rollback).
+        let armed = self.stall_after_event_insert.load(Ordering::SeqCst)
+            || self.fail_after_event_insert.load(Ordering::SeqCst);
+        let released = if batch.idempotency.is_none() && !armed {
+            Released::Yes
+        } else {
+            Released::No
+        };
+        let receipts = write::append(
+            tx,
+            &write::Append {
+                open: group::SAVEPOINT,
+                close: (released == Released::Yes).then_some(group::RELEASE),
+                stream: batch.stream.as_str(),
+                expected_version: batch.expected_version,
+                events: batch.events,
+                summary: batch.summary,
+                processed: batch.processed,
+                now,
+            },
+        )
+        .await?;
         if self.stall_after_event_insert.swap(false, Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -216,26 +243,6 @@ impl SqliteStore {
             return Err(StoreError::backend(std::io::Error::other(
                 "injected failure after the event insert",
             )));
-        }
-        let new_version = batch.expected_version + batch.events.len() as u64;
-        write_projection(
-            tx,
-            stream,
-            (batch.expected_version, new_version),
-            batch.summary,
-            now,
-        )
-        .await?;
-        if let Some(event_id) = batch.processed {
-            sqlx::query(
-                "INSERT INTO webhook_event (stream_id, event_id, processed_at_ms) VALUES (?, ?, ?)",
-            )
-            .bind(stream)
-            .bind(event_id)
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
         }
         if let Some(p) = batch.idempotency {
             let (scope, key, fingerprint, created_at) =
@@ -254,102 +261,8 @@ impl SqliteStore {
                 .await?;
             }
         }
-        Ok(Appended { receipts })
+        Ok((Appended { receipts }, released))
     }
-}
-
-/// Inserts a batch's events (a duplicate version is the optimistic `Conflict`) and the keyed
-/// lookups of the entities clients name without their user.
-async fn insert_events(
-    tx: &mut SqliteConnection,
-    stream: &str,
-    expected_version: u64,
-    events: &[NewEvent],
-    now: Timestamp,
-) -> Result<Vec<Receipt>, StoreError> {
-    let mut receipts = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        let row = encode_new(e);
-        let version = expected_version + 1 + i as u64;
-        let position: i64 = sqlx::query_scalar(
-            "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
-             metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
-        )
-        .bind(&row.event_id)
-        .bind(stream)
-        .bind(i64_of(version)?)
-        .bind(&row.encoded.event_type)
-        .bind(row.encoded.schema_version)
-        .bind(row.encoded.entity.as_deref())
-        .bind(&row.encoded.payload)
-        .bind(&row.metadata)
-        .bind(row.occurred_at_ms)
-        .bind(now.millis())
-        .bind(row.balance_after)
-        .bind(row.available_after)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        receipts.push(Receipt {
-            event_id: e.event_id,
-            version,
-            position: u64_of(position)?,
-            recorded_at: now,
-        });
-    }
-    for entity in events
-        .iter()
-        .filter_map(|e| e.event.kind.directory_entity())
-    {
-        sqlx::query("INSERT INTO entity_stream (entity, stream_id) VALUES (?, ?) ON CONFLICT (entity) DO NOTHING")
-            .bind(entity.key())
-            .bind(stream)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-    }
-    Ok(receipts)
-}
-
-/// Writes the stream's projection row, only if it is still at the expected version.
-async fn write_projection(
-    tx: &mut SqliteConnection,
-    stream: &str,
-    (expected_version, new_version): (u64, u64),
-    summary: &luna_core::Summary,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let new_version = i64_of(new_version)?;
-    let encoded = encode_summary(summary);
-    let written = if expected_version == 0 {
-        sqlx::query("INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) VALUES (?, ?, ?, ?, ?)")
-            .bind(stream)
-            .bind(new_version)
-            .bind(summary.balance.units())
-            .bind(&encoded)
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await
-    } else {
-        sqlx::query(
-            "UPDATE wallet SET version = ?, balance = ?, summary = ?, updated_at_ms = ? \
-             WHERE stream_id = ? AND version = ?",
-        )
-        .bind(new_version)
-        .bind(summary.balance.units())
-        .bind(&encoded)
-        .bind(now.millis())
-        .bind(stream)
-        .bind(i64_of(expected_version)?)
-        .execute(&mut *tx)
-        .await
-    }
-    .map_err(map_err)?;
-    if written.rows_affected() != 1 {
-        return Err(StoreError::Conflict);
-    }
-    Ok(())
 }
 
 async fn insert_idempotency<'e, E: sqlx::Executor<'e, Database = Sqlite>>(

@@ -206,6 +206,57 @@ async fn a_failure_between_the_event_insert_and_the_projection_write_leaves_neit
         .expect("append after rollback");
 }
 
+/// An append whose projection row is not at its version fails `Conflict` and commits nothing,
+/// even when its query released its savepoint before the check (the batch is abandoned). The
+/// event's unique version catches every real conflict earlier; here the projection row is
+/// moved by hand so only the projection's check can see it.
+#[tokio::test]
+async fn a_projection_conflict_after_the_savepoint_was_released_commits_nothing() {
+    let store = open("released").await;
+    let u = unique_user("released");
+    let history = every_kind_history();
+    append_on(&store, &u, &[], &history[..2])
+        .await
+        .expect("append");
+    let moved = "UPDATE wallet SET version = ? WHERE stream_id = ?";
+    sqlx::query(moved)
+        .bind(7)
+        .bind(u.as_str())
+        .execute(store.pool())
+        .await
+        .expect("move the projection row");
+    let err = append_on(&store, &u, &history[..2], &history[2..3])
+        .await
+        .expect_err("the projection row is not at version 2");
+    assert!(matches!(err, StoreError::Conflict), "got {err:?}");
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event WHERE stream_id = ?")
+        .bind(u.as_str())
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(count, 2, "the event of the failed append is not committed");
+    let derived: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE stream_id = ?")
+        .bind(u.as_str())
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    let rows: i64 = sqlx::query_scalar("SELECT SUM(n) FROM event_count WHERE stream_id = ?")
+        .bind(u.as_str())
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(rows, 2, "nor its derived rows ({derived} ledger rows)");
+    sqlx::query(moved)
+        .bind(2)
+        .bind(u.as_str())
+        .execute(store.pool())
+        .await
+        .expect("put the projection row back");
+    append_on(&store, &u, &history[..2], &history[2..3])
+        .await
+        .expect("the writer goes on");
+}
+
 /// Group commit: an append dropped mid-way (its client gone) leaves nothing committed — not
 /// its events, and not the writes of the batch it was part of, whose members are told to retry
 /// — and the writer goes on.

@@ -1,75 +1,95 @@
-//! `luna-bench http`: the hub over HTTP on SQLite and PostgreSQL, beside an HTTP ceiling (a
-//! trivial axum route) and a database ceiling (raw sqlx doing a consume's writes), measured in
-//! the same run; then the invariants are checked (no overdraft, exact balances).
+//! `luna-bench http`: a `luna serve` process (the release binary beside this tool) driven by
+//! `wrk` over TCP loopback, beside ceilings measured in the same run on the same machine:
+//! a trivial axum route, an axum route doing one prepared sqlx SELECT of the projection (the
+//! hub's check without the hub), the raw one-commit-per-consume SQLite loop, and pgbench (the
+//! simple consume transaction, `-S`). Every row carries the CPU it cost per request: the server
+//! under test, PostgreSQL, and the rest of the machine (the load generator). Printed as markdown
+//! tables `docs/PERFORMANCE.md` copies; then the invariants (acknowledged consumes all
+//! recorded, balances exact, `luna verify`).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use luna_ports::{Scope, Store};
-use luna_server::config::{Config, Settings};
-use luna_server::{runtime, serve};
 use serde_json::json;
 
-use crate::stats::Stats;
+use crate::cpu::{PerRequest, Snapshot};
+use crate::process::{Database, LunaProcess};
+use crate::wrk;
 
-pub(crate) struct Hub {
-    pub(crate) base: String,
-    pub(crate) key: String,
-    pub(crate) store: Arc<dyn Store>,
-    stop: tokio::sync::oneshot::Sender<()>,
+/// One measured row.
+struct Row {
+    what: String,
+    connections: usize,
+    per_sec: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    cpu: PerRequest,
 }
 
-impl Hub {
-    /// Stops the in-process server.
-    pub(crate) fn stop(self) {
-        let _ = self.stop.send(());
+/// The run's parameters.
+pub(crate) struct Plan<'a> {
+    pub(crate) luna: &'a Path,
+    pub(crate) postgres: Option<&'a str>,
+    pub(crate) connections: usize,
+    pub(crate) seconds: u64,
+    pub(crate) users: usize,
+}
+
+/// The baseline routes, served by this process: `/trivial` (echo the JSON) and `/select` (one
+/// prepared SELECT of the user's projection row, as the hub's check loads it).
+async fn start_baselines(database_url: &str) -> String {
+    #[derive(Clone)]
+    enum Db {
+        Pg(sqlx::PgPool),
+        Lite(sqlx::SqlitePool),
     }
-}
-
-pub(crate) async fn start_hub(database_url: &str) -> Hub {
-    let stores = runtime::open_stores(database_url)
-        .await
-        .expect("open store");
-    let store = stores.store.clone();
-    let (_, key) = runtime::hub(
-        &Config::resolve(&Settings::default()).expect("config"),
-        &stores,
-    )
-    .expect("hub")
-    .create_key("bench", vec![Scope::Admin])
-    .await
-    .expect("key");
-    let settings = Settings {
-        database_url: Some(database_url.to_owned()),
-        log_format: Some("json".into()),
-        config: Some("/dev/null".into()),
-        ..Settings::default()
+    async fn select(
+        axum::extract::State(db): axum::extract::State<Db>,
+        axum::Json(v): axum::Json<serde_json::Value>,
+    ) -> axum::Json<serde_json::Value> {
+        let user = v["user_id"].as_str().expect("a user_id").to_owned();
+        let (version, summary): (i64, String) = match db {
+            Db::Pg(p) => {
+                sqlx::query_as("SELECT version, summary::text FROM wallet WHERE stream_id = $1")
+                    .bind(user)
+                    .fetch_one(&p)
+                    .await
+            }
+            Db::Lite(p) => {
+                sqlx::query_as("SELECT version, summary FROM wallet WHERE stream_id = ?")
+                    .bind(user)
+                    .fetch_one(&p)
+                    .await
+            }
+        }
+        .expect("the user's projection row");
+        axum::Json(json!({"version": version, "summary": summary}))
+    }
+    let db = if database_url.starts_with("sqlite:") {
+        Db::Lite(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect(database_url)
+                .await
+                .expect("open"),
+        )
+    } else {
+        Db::Pg(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(luna_adapters_postgres::POOL_SIZE)
+                .connect(database_url)
+                .await
+                .expect("open"),
+        )
     };
-    let config = Config::resolve(&settings).expect("config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve::serve(config, listener, async move {
-        let _ = rx.await;
-    }));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    Hub {
-        base,
-        key,
-        store,
-        stop,
-    }
-}
-
-async fn start_trivial() -> String {
-    let app = axum::Router::new().route(
-        "/trivial",
-        axum::routing::post(|axum::Json(v): axum::Json<serde_json::Value>| async move {
-            axum::Json(json!({"success": true, "echo": v}))
-        }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/trivial",
+            axum::routing::post(|axum::Json(v): axum::Json<serde_json::Value>| async move {
+                axum::Json(json!({"success": true, "echo": v}))
+            }),
+        )
+        .route("/select", axum::routing::post(select))
+        .with_state(db);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -78,70 +98,288 @@ async fn start_trivial() -> String {
     base
 }
 
-/// `connections` tasks each sending `per_conn` POSTs built by `body(conn, i)`.
-async fn drive(
+/// wrk against `url`, with the CPU of process `pid` (and PostgreSQL, and the machine) over
+/// the run.
+async fn measure(
+    what: &str,
+    pid: u32,
     url: String,
-    key: Option<String>,
+    bearer: Option<String>,
+    body: &'static str,
+    plan: &Plan<'_>,
     connections: usize,
-    per_conn: usize,
-    body: Arc<dyn Fn(usize, usize) -> serde_json::Value + Send + Sync>,
-) -> (Stats, Vec<Vec<u16>>) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .expect("client");
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let (client, url, key, body) = (client.clone(), url.clone(), key.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per_conn);
-            let mut statuses = Vec::with_capacity(per_conn);
-            for i in 0..per_conn {
-                let mut req = client.post(&url).json(&body(c, i));
-                if let Some(k) = &key {
-                    req = req.bearer_auth(k);
-                }
-                let s = Instant::now();
-                let r = req.send().await.expect("request");
-                let status = r.status().as_u16();
-                let _ = r.bytes().await;
-                lat.push(s.elapsed());
-                statuses.push(status);
-            }
-            (lat, statuses)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut statuses = Vec::new();
-    for t in tasks {
-        let (l, s) = t.await.expect("task");
-        all.extend(l);
-        statuses.push(s);
-    }
-    (Stats::new(all, start.elapsed()), statuses)
+) -> (Row, wrk::Run) {
+    let (users, seconds) = (plan.users, plan.seconds);
+    let (run, cpu) = tokio::task::spawn_blocking(move || {
+        let before = Snapshot::take(pid);
+        let run = wrk::run(&wrk::Load {
+            url: &url,
+            bearer: bearer.as_deref(),
+            body,
+            users,
+            connections,
+            seconds,
+        });
+        let cpu = before.per_request(&Snapshot::take(pid), run.requests);
+        (run, cpu)
+    })
+    .await
+    .expect("wrk");
+    assert_eq!(run.errors, 0, "{what}: socket errors or timeouts");
+    let row = Row {
+        what: what.to_owned(),
+        connections,
+        per_sec: run.per_sec(),
+        p50_ms: Some(run.p50_ms),
+        p99_ms: Some(run.p99_ms),
+        cpu,
+    };
+    (row, run)
 }
 
-/// Login latency (sequential, Argon2id at production parameters) and the check with a user
-/// token at the same concurrency as the service-key check.
-async fn auth_figures(base: &str, connections: usize, per_conn: usize) -> (Stats, Stats) {
-    let client = reqwest::Client::new();
-    let email = format!("bench-{}@example.com", std::process::id());
-    let password = "bench password 42";
-    let reg: serde_json::Value = client
+const CHECK: &str = r#"{"user_id": "{user}"}"#;
+const CONSUME: &str = r#"{"user_id": "{user}", "action_name": "conseil_rapide"}"#;
+
+/// A user's access token (registers a person).
+async fn user_token(base: &str) -> String {
+    let reg: serde_json::Value = reqwest::Client::new()
         .post(format!("{base}/auth/register"))
-        .json(&json!({"email": email, "password": password}))
+        .json(
+            &json!({"email": format!("bench-{}@example.com", std::process::id()),
+                      "password": "bench password 42"}),
+        )
         .send()
         .await
         .expect("register")
         .json()
         .await
         .expect("tokens");
-    let token = reg["access_token"].as_str().expect("a token").to_owned();
-    let start = Instant::now();
+    reg["access_token"].as_str().expect("a token").to_owned()
+}
+
+/// Opens every account with a large balance (not timed).
+async fn grant_all(base: &str, key: &str, users: usize) {
+    let client = reqwest::Client::new();
+    for u in 0..users {
+        let r = client
+            .post(format!("{base}/luna/energy/grant"))
+            .bearer_auth(key)
+            .json(&json!({"user_id": format!("bench-{u}"), "amount": 1_000_000, "reason": "bench"}))
+            .send()
+            .await
+            .expect("grant");
+        assert!(r.status().is_success(), "grant failed: {}", r.status());
+    }
+}
+
+fn fmt_ms(v: Option<f64>) -> String {
+    v.map_or("–".to_owned(), |v| format!("{v:.2}"))
+}
+
+fn print_rows(rows: &[Row]) {
+    println!(
+        "| measurement | conns | req/s | p50 ms | p99 ms | server CPU µs/req | PostgreSQL CPU µs/req | rest (load generator) µs/req |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.0} |",
+            r.what,
+            r.connections,
+            r.per_sec,
+            fmt_ms(r.p50_ms),
+            fmt_ms(r.p99_ms),
+            r.cpu.process,
+            r.cpu.postgres_cpu,
+            r.cpu.rest
+        );
+    }
+}
+
+/// `(name, value %, target %)` rows.
+fn print_ratios(ratios: &[(String, f64, f64)]) {
+    println!("\n| ratio (same run) | value | target | |");
+    println!("|---|---|---|---|");
+    for (name, value, target) in ratios {
+        let verdict = if value >= target { "met" } else { "MISSED" };
+        println!("| {name} | {value:.0} % | ≥ {target:.0} % | {verdict} |");
+    }
+}
+
+/// Runs the benchmark on one backend (`plan.postgres`: PostgreSQL, else SQLite).
+#[allow(
+    clippy::too_many_lines,
+    reason = "one measurement script, top to bottom"
+)]
+pub(crate) async fn run(plan: &Plan<'_>) {
+    let db = Database::fresh(plan.postgres, "http").await;
+    let hub = LunaProcess::start(plan.luna, &db.url, &[]);
+    let (label, pg) = match plan.postgres {
+        Some(_) => ("PostgreSQL", true),
+        None => ("SQLite (synchronous=FULL)", false),
+    };
+    println!(
+        "\n### {label}: {} s per measurement, {} users\n",
+        plan.seconds, plan.users
+    );
+    grant_all(&hub.base, &hub.key, plan.users).await;
+    let token = user_token(&hub.base).await;
+    let baselines = start_baselines(&db.url).await;
+    let me = std::process::id();
+    let c = plan.connections;
+    let mut rows = Vec::new();
+    let (trivial, _) = measure(
+        "trivial axum route",
+        me,
+        format!("{baselines}/trivial"),
+        None,
+        CHECK,
+        plan,
+        c,
+    )
+    .await;
+    let (select, _) = measure(
+        "axum route, one prepared SELECT of the projection",
+        me,
+        format!("{baselines}/select"),
+        None,
+        CHECK,
+        plan,
+        c,
+    )
+    .await;
+    let (check, _) = measure(
+        "luna check (service key)",
+        hub.pid(),
+        format!("{}/luna/energy/check", hub.base),
+        Some(hub.key.clone()),
+        CHECK,
+        plan,
+        c,
+    )
+    .await;
+    let (user_check, _) = measure(
+        "luna check (user token)",
+        hub.pid(),
+        format!("{}/luna/energy/check", hub.base),
+        Some(token),
+        "{}",
+        plan,
+        c,
+    )
+    .await;
+    let mut acknowledged = 0;
+    let mut in_flight = 0;
+    let mut consume = Vec::new();
+    for conns in [16, c] {
+        let (row, r) = measure(
+            "luna consume",
+            hub.pid(),
+            format!("{}/luna/energy/consume", hub.base),
+            Some(hub.key.clone()),
+            CONSUME,
+            plan,
+            conns,
+        )
+        .await;
+        assert_eq!(
+            r.non_2xx, 0,
+            "every consume answers 200 (balances are large)"
+        );
+        acknowledged += r.ok();
+        in_flight += u64::try_from(conns).expect("fits");
+        consume.push(row);
+    }
+    let (check_per_sec, trivial_per_sec, select_per_sec) =
+        (check.per_sec, trivial.per_sec, select.per_sec);
+    rows.extend([trivial, select, check, user_check]);
+    let mut ratios = vec![
+        (
+            "check / trivial route".to_owned(),
+            100.0 * check_per_sec / trivial_per_sec,
+            if pg { 0.0 } else { 70.0 },
+        ),
+        (
+            "check / one-SELECT route".to_owned(),
+            100.0 * check_per_sec / select_per_sec,
+            70.0,
+        ),
+    ];
+    if pg {
+        let url = db.url.clone();
+        crate::pgbench::prepare(&url, plan.users).await;
+        for conns in [16, c] {
+            let simple =
+                pgbench_row("pgbench: simple consume transaction", &url, conns, plan).await;
+            let hub_row = consume
+                .iter()
+                .find(|r| r.connections == conns)
+                .expect("measured");
+            ratios.push((
+                format!("consume / pgbench simple transaction, {conns} connections"),
+                100.0 * hub_row.per_sec / simple.per_sec,
+                60.0,
+            ));
+            rows.push(simple);
+        }
+        let select_s = pgbench_row("pgbench -S (one-row SELECT)", &url, c, plan).await;
+        ratios.push((
+            "check / pgbench -S".to_owned(),
+            100.0 * check_per_sec / select_s.per_sec,
+            35.0,
+        ));
+        rows.push(select_s);
+    } else {
+        let raw_path = db
+            .url
+            .strip_prefix("sqlite://")
+            .expect("a SQLite URL")
+            .replace("luna.db", "raw-loop.db");
+        let raw = raw_sqlite_row(&raw_path, plan).await;
+        for r in &consume {
+            ratios.push((
+                format!("consume ({} connections) / raw SQLite loop", r.connections),
+                100.0 * r.per_sec / raw.per_sec,
+                70.0,
+            ));
+        }
+        rows.push(raw);
+    }
+    for r in &consume {
+        let target = if r.connections <= 16 { 10.0 } else { 40.0 };
+        let p99 = r.p99_ms.expect("wrk measures p99");
+        ratios.push((
+            format!(
+                "consume p99 within {target:.0} ms, {} connections ({p99:.1} ms)",
+                r.connections
+            ),
+            if p99 <= target { 100.0 } else { 0.0 },
+            100.0,
+        ));
+    }
+    rows.extend(consume);
+    let logins = logins(&hub.base).await;
+    print_rows(&rows);
+    println!(
+        "\nlogin (sequential, Argon2id at production parameters): {}",
+        logins.line()
+    );
+    print_ratios(&ratios);
+    invariants(hub, &db, acknowledged, in_flight, plan.users).await;
+    db.drop_it().await;
+}
+
+/// Sequential logins (their cost is Argon2id's, by design).
+async fn logins(base: &str) -> crate::stats::Stats {
+    let client = reqwest::Client::new();
+    let (email, password) = (
+        format!("bench-{}@example.com", std::process::id()),
+        "bench password 42",
+    );
+    let start = std::time::Instant::now();
     let mut lat = Vec::new();
-    for _ in 0..40 {
-        let s = Instant::now();
+    for _ in 0..20 {
+        let s = std::time::Instant::now();
         let r = client
             .post(format!("{base}/auth/login"))
             .json(&json!({"email": email, "password": password}))
@@ -151,203 +389,88 @@ async fn auth_figures(base: &str, connections: usize, per_conn: usize) -> (Stats
         assert_eq!(r.status(), 200, "login");
         lat.push(s.elapsed());
     }
-    let logins = Stats::new(lat, start.elapsed());
-    let (check, statuses) = drive(
-        format!("{base}/luna/energy/check"),
-        Some(token),
-        connections,
-        per_conn,
-        Arc::new(|_, _| json!({})),
-    )
-    .await;
-    assert!(
-        statuses.iter().flatten().all(|s| *s == 200),
-        "user checks answer 200"
-    );
-    (logins, check)
+    crate::stats::Stats::new(lat, start.elapsed())
 }
 
-/// Runs the HTTP benchmark on one backend.
-#[allow(
-    clippy::too_many_lines,
-    reason = "one measurement script, top to bottom"
-)]
-pub async fn run(
-    label: &str,
-    database_url: &str,
-    connections: usize,
-    requests: usize,
+async fn pgbench_row(what: &str, url: &str, conns: usize, plan: &Plan<'_>) -> Row {
+    let (url, users, seconds) = (url.to_owned(), plan.users, plan.seconds);
+    let simple = what.contains("simple");
+    let me = std::process::id();
+    let (figure, cpu, requests) = tokio::task::spawn_blocking(move || {
+        let before = Snapshot::take(me);
+        let f = if simple {
+            crate::pgbench::simple(&url, conns, users, seconds)
+        } else {
+            crate::pgbench::select(&url, conns, seconds)
+        };
+        let after = Snapshot::take(me);
+        (f, (before, after), f.transactions)
+    })
+    .await
+    .expect("pgbench");
+    Row {
+        what: format!("{what} (mean latency {:.2} ms)", figure.latency_ms),
+        connections: conns,
+        per_sec: figure.tps,
+        p50_ms: None,
+        p99_ms: None,
+        cpu: cpu.0.per_request(&cpu.1, requests),
+    }
+}
+
+async fn raw_sqlite_row(path: &str, plan: &Plan<'_>) -> Row {
+    // A fresh database in the hub's schema, then the loop on one thread of this process.
+    drop(
+        luna_adapters_sqlite::SqliteStore::connect(
+            &format!("sqlite://{path}"),
+            std::sync::Arc::new(luna_server::runtime::SystemClock),
+            luna_adapters_sqlite::Durability::Full,
+        )
+        .await
+        .expect("migrate"),
+    );
+    let (path, users, seconds) = (path.to_owned(), plan.users, plan.seconds);
+    let me = std::process::id();
+    let (stats, cpu) = tokio::task::spawn_blocking(move || {
+        let before = Snapshot::take(me);
+        let stats = crate::rawsqlite::consume_loop(Path::new(&path), seconds, users);
+        let cpu = before.per_request(&Snapshot::take(me), stats.count());
+        (stats, cpu)
+    })
+    .await
+    .expect("raw loop");
+    Row {
+        what: "raw SQLite loop (rusqlite, 1 commit per consume, FULL)".to_owned(),
+        connections: 1,
+        per_sec: stats.per_sec(),
+        p50_ms: Some(stats.p50().as_secs_f64() * 1000.0),
+        p99_ms: Some(stats.p99().as_secs_f64() * 1000.0),
+        cpu,
+    }
+}
+
+/// Every acknowledged consume is recorded (and at most the requests in flight when wrk
+/// stopped besides), the balances are exactly what the events say, and `luna verify` passes.
+async fn invariants(
+    hub: LunaProcess,
+    db: &Database,
+    acknowledged: u64,
+    in_flight: u64,
     users: usize,
 ) {
-    println!(
-        "\n== {label}: {requests} requests per measurement, {connections} connections, {users} users"
-    );
-    let hub = start_hub(database_url).await;
-    let trivial = start_trivial().await;
-    let per_conn = requests / connections;
-    let user = |n: usize| format!("bench-{n}");
-    // Open every account with a large balance first (not timed).
-    for u in 0..users {
-        let r = reqwest::Client::new()
-            .post(format!("{}/luna/energy/grant", hub.base))
-            .bearer_auth(&hub.key)
-            .json(&json!({"user_id": user(u), "amount": 1_000_000, "reason": "bench"}))
-            .send()
-            .await
-            .expect("grant");
-        assert!(r.status().is_success(), "grant failed: {}", r.status());
-    }
-    let check_body: Arc<dyn Fn(usize, usize) -> serde_json::Value + Send + Sync> =
-        Arc::new(move |c, i| json!({"user_id": format!("bench-{}", (c * 7919 + i) % users)}));
-    let consume_body: Arc<dyn Fn(usize, usize) -> serde_json::Value + Send + Sync> = Arc::new(
-        move |c, i| json!({"user_id": format!("bench-{}", (c * 7919 + i) % users), "action_name": "conseil_rapide"}),
-    );
-
-    let (ceiling, _) = drive(
-        format!("{trivial}/trivial"),
-        None,
-        connections,
-        per_conn,
-        check_body.clone(),
-    )
-    .await;
-    let (check, cs) = drive(
-        format!("{}/luna/energy/check", hub.base),
-        Some(hub.key.clone()),
-        connections,
-        per_conn,
-        check_body,
-    )
-    .await;
+    let (consumed, balances) = crate::process::consumed_and_balances(&db.url).await;
+    let users = i64::try_from(users).expect("fits");
     assert!(
-        cs.iter().flatten().all(|s| *s == 200),
-        "every check answers 200"
+        consumed >= acknowledged && consumed <= acknowledged + in_flight,
+        "consumes recorded {consumed}, acknowledged {acknowledged} (+ ≤ {in_flight} in flight)"
     );
-    let (logins, user_check) = auth_figures(&hub.base, connections, per_conn).await;
-    let (consume, statuses) = drive(
-        format!("{}/luna/energy/consume", hub.base),
-        Some(hub.key.clone()),
-        connections,
-        per_conn,
-        consume_body,
-    )
-    .await;
-    // The baseline writes its own rows into a separate database of the same engine, so the
-    // hub's store stays verifiable.
-    let db = match database_url {
-        u if u.starts_with("sqlite:") => {
-            let baseline_url = u.replace("luna.db", "baseline.db");
-            let s = luna_adapters_sqlite::SqliteStore::connect(
-                &baseline_url,
-                Arc::new(runtime::SystemClock),
-                luna_adapters_sqlite::Durability::Full,
-            )
-            .await
-            .expect("open");
-            crate::baselines::sqlite(s.pool(), &crate::sample_consume(), requests, connections)
-                .await
-        }
-        u => {
-            let s = luna_adapters_postgres::PgStore::connect(
-                u,
-                Some("raw_baseline"),
-                64,
-                Arc::new(runtime::SystemClock),
-            )
-            .await
-            .expect("open");
-            crate::baselines::postgres(s.pool(), &crate::sample_consume(), requests, connections)
-                .await
-        }
-    };
-    println!("  HTTP ceiling (trivial axum POST) : {}", ceiling.line());
-    println!("  luna check                       : {}", check.line());
+    assert_eq!(
+        balances,
+        users * (85 + 1_000_000) - 5 * i64::try_from(consumed).expect("fits"),
+        "the balances are exactly the grants minus the recorded consumes"
+    );
+    assert!(hub.stop_and_verify(), "luna verify after the run");
     println!(
-        "  -> check / trivial route: {:.0} %  (target ≥ 50 %)",
-        100.0 * check.per_sec() / ceiling.per_sec()
+        "\ninvariants: {acknowledged} acknowledged consumes, {consumed} recorded; balances exact; luna verify passed"
     );
-    println!("  luna check, user token           : {}", user_check.line());
-    println!("  luna login (sequential, Argon2id): {}", logins.line());
-    println!("  DB ceiling (raw sqlx consume)    : {}", db.line());
-    println!("  luna consume                     : {}", consume.line());
-    println!(
-        "  -> consume / raw SQL: {:.0} %  (target ≥ 50 %); consume p99 {:.1} ms (target ≤ 10 ms)",
-        100.0 * consume.per_sec() / db.per_sec(),
-        consume.p99().as_secs_f64() * 1000.0
-    );
-    if let Some(path) = database_url.strip_prefix("sqlite://") {
-        // A fresh database in the hub's schema, then the loop on one thread.
-        let raw = path.replace("luna.db", "raw-loop.db");
-        drop(
-            luna_adapters_sqlite::SqliteStore::connect(
-                &format!("sqlite://{raw}"),
-                Arc::new(runtime::SystemClock),
-                luna_adapters_sqlite::Durability::Full,
-            )
-            .await
-            .expect("migrate"),
-        );
-        let raw_loop = tokio::task::spawn_blocking(move || {
-            crate::rawsqlite::consume_loop(std::path::Path::new(&raw), requests, users)
-        })
-        .await
-        .expect("raw loop");
-        println!("  raw SQLite loop (1 commit/consume): {}", raw_loop.line());
-        println!(
-            "  -> consume / raw SQLite loop: {:.0} %  (target ≥ 70 %, stretch 100 %)",
-            100.0 * consume.per_sec() / raw_loop.per_sec()
-        );
-    }
-    if database_url.starts_with("postgres") {
-        let (simple, select) = crate::pgbench::ceilings(database_url, connections, users, 10).await;
-        println!("  pgbench, simple consume txn      : {}", simple.line());
-        println!(
-            "  -> consume / pgbench simple txn: {:.0} %  (target ≥ 60 %, stretch 80 %)",
-            100.0 * consume.per_sec() / simple.tps
-        );
-        println!("  pgbench -S (one-row SELECT)      : {}", select.line());
-        println!(
-            "  -> check / pgbench -S: {:.0} %  (target ≥ 35 %)",
-            100.0 * check.per_sec() / select.tps
-        );
-    }
-
-    // Invariants after the run: exact balances, no overdraft, verify passes.
-    let mut ok_per_user = vec![0i64; users];
-    for (c, s) in statuses.iter().enumerate() {
-        for (i, status) in s.iter().enumerate() {
-            match status {
-                200 => ok_per_user[(c * 7919 + i) % users] += 1,
-                402 => {}
-                other => panic!("consume answered {other}"),
-            }
-        }
-    }
-    for (u, n) in ok_per_user.iter().enumerate() {
-        let loaded = hub
-            .store
-            .load(&luna_core::UserId::parse(&user(u)).expect("valid"), &[])
-            .await
-            .expect("load");
-        let expected = 85 + 1_000_000 - 5 * n;
-        assert_eq!(
-            loaded.summary.balance.units(),
-            expected,
-            "{}: exact balance",
-            user(u)
-        );
-    }
-    let report = luna_app::verify::verify(hub.store.as_ref(), |_| {})
-        .await
-        .expect("verify");
-    assert!(
-        report.is_ok(),
-        "invariants after the run: {:?}",
-        report.violations
-    );
-    println!(
-        "  invariants: {} streams, {} events verified; balances exact, no overdraft",
-        report.streams, report.events
-    );
-    let _ = hub.stop.send(());
 }

@@ -18,7 +18,9 @@ use luna_core::{
 use luna_ports::{AppendBatch, Clock, EventMetadata, IdGenerator, NewEvent, Store};
 use luna_server::runtime::{SystemClock, UuidIds};
 
+mod cpu;
 mod http;
+mod inproc;
 mod overload;
 mod pgbench;
 mod process;
@@ -26,6 +28,7 @@ mod rawsqlite;
 mod reads;
 mod soak;
 mod stats;
+mod wrk;
 
 use stats::Stats;
 
@@ -56,18 +59,22 @@ enum Command {
         #[arg(long)]
         sqlite_normal: bool,
     },
-    /// The hub over HTTP (check and consume) beside a trivial axum route and raw sqlx, on
-    /// SQLite and (when given) PostgreSQL, then the invariants.
+    /// A `luna serve` process driven by wrk (check, consume) beside same-run ceilings — a
+    /// trivial axum route, a one-SELECT axum route, the raw SQLite loop, pgbench — with the CPU
+    /// per request of each side, on SQLite and (when given) PostgreSQL; then the invariants.
     Http {
         /// Also run on this PostgreSQL database (a fresh database is created on it).
         #[arg(long, env = "LUNA_TEST_DATABASE_URL")]
         postgres: Option<String>,
-        /// Concurrent connections.
+        /// The `luna` binary (default: the one beside this tool; build it with --release).
+        #[arg(long)]
+        luna: Option<std::path::PathBuf>,
+        /// Concurrent connections (consume is also measured at 16).
         #[arg(long, default_value_t = 64)]
         connections: usize,
-        /// Requests per measurement.
-        #[arg(long, default_value_t = 6400)]
-        requests: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
         /// Users the requests spread over.
         #[arg(long, default_value_t = 1000)]
         users: usize,
@@ -571,30 +578,29 @@ async fn main() {
         }
         Command::Http {
             postgres,
+            luna,
             connections,
-            requests,
+            seconds,
             users,
         } => {
+            let luna = process::luna_binary(luna);
             println!(
-                "luna-bench http: {} CPUs",
-                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+                "luna-bench http: {} CPUs, wrk over TCP loopback, hub {}",
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                luna.display()
             );
-            let dir = std::env::temp_dir().join(format!("luna-bench-http-{}", std::process::id()));
-            let url = format!("sqlite://{}/luna.db", dir.display());
-            http::run(
-                "SQLite (synchronous=FULL)",
-                &url,
+            let mut plan = http::Plan {
+                luna: &luna,
+                postgres: None,
                 connections,
-                requests,
+                seconds,
                 users,
-            )
-            .await;
-            let _ = std::fs::remove_dir_all(&dir);
-            match postgres {
+            };
+            http::run(&plan).await;
+            match postgres.as_deref() {
                 Some(base) => {
-                    let db = process::Database::fresh(Some(&base), "http").await;
-                    http::run("PostgreSQL", &db.url, connections, requests, users).await;
-                    db.drop_it().await;
+                    plan.postgres = Some(base);
+                    http::run(&plan).await;
                 }
                 None => println!(
                     "\n(PostgreSQL skipped: pass --postgres URL or set LUNA_TEST_DATABASE_URL)"

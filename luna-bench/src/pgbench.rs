@@ -6,20 +6,14 @@
 use std::process::Command;
 
 /// What one pgbench run printed.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Figure {
+    /// Transactions processed.
+    pub(crate) transactions: u64,
     /// Transactions per second (without the initial connection time).
     pub(crate) tps: f64,
-    /// Mean latency, ms.
+    /// Mean latency, ms (pgbench prints no percentiles without a per-transaction log).
     pub(crate) latency_ms: f64,
-}
-
-impl Figure {
-    pub(crate) fn line(&self) -> String {
-        format!(
-            "{:>8.0} tps    mean latency {:.3} ms",
-            self.tps, self.latency_ms
-        )
-    }
 }
 
 /// The value after `label` on the line that starts with it (`tps = 3356.1 (without…)`).
@@ -31,7 +25,16 @@ fn value_after(out: &str, label: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn pgbench(url: &str, args: &[&str]) -> String {
+/// The value after `label:` (`number of transactions actually processed: 81234`).
+fn value_after_colon(out: &str, label: &str) -> Option<f64> {
+    out.lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .and_then(|v| v.trim_start_matches(':').split_whitespace().next())
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn pgbench<S: AsRef<std::ffi::OsStr>>(url: &str, args: &[S]) -> String {
     let out = Command::new("pgbench")
         .args(args)
         .arg(url)
@@ -40,14 +43,21 @@ fn pgbench(url: &str, args: &[&str]) -> String {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "pgbench {args:?} failed: {}{text}",
+        "pgbench failed: {}{text}",
         String::from_utf8_lossy(&out.stderr)
     );
     text
 }
 
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "pgbench prints a whole count"
+)]
 fn figure(out: &str) -> Figure {
     Figure {
+        transactions: value_after_colon(out, "number of transactions actually processed")
+            .expect("pgbench prints the transactions processed") as u64,
         tps: value_after(out, "tps").expect("pgbench prints tps"),
         latency_ms: value_after(out, "latency average").expect("pgbench prints the latency"),
     }
@@ -55,7 +65,7 @@ fn figure(out: &str) -> Figure {
 
 /// Creates the simple transaction's tables beside the hub's (same shapes: `LIKE … INCLUDING
 /// ALL`, without the hub's triggers) with `users` wallets, and pgbench's own for `-S`.
-async fn prepare(url: &str, users: usize) {
+pub(crate) async fn prepare(url: &str, users: usize) {
     let pool = sqlx::PgPool::connect(url).await.expect("connect");
     for sql in [
         "DROP TABLE IF EXISTS pgb_event, pgb_wallet",
@@ -100,23 +110,28 @@ fn simple_script(users: usize) -> String {
     )
 }
 
-/// The simple transaction and `-S`, `seconds` each, at `clients` connections.
-pub(crate) async fn ceilings(
-    url: &str,
-    clients: usize,
-    users: usize,
-    seconds: u32,
-) -> (Figure, Figure) {
-    prepare(url, users).await;
+fn common(clients: usize, seconds: u64) -> Vec<String> {
+    ["-n", "-M", "prepared", "-j", "2", "-c"]
+        .iter()
+        .map(ToString::to_string)
+        .chain([clients.to_string(), "-T".into(), seconds.to_string()])
+        .collect()
+}
+
+/// The simple consume transaction for `seconds` at `clients` connections (after [`prepare`]).
+pub(crate) fn simple(url: &str, clients: usize, users: usize, seconds: u64) -> Figure {
     let script = std::env::temp_dir().join(format!("luna-pgbench-{}.sql", std::process::id()));
     std::fs::write(&script, simple_script(users)).expect("script");
-    let (c, t) = (clients.to_string(), seconds.to_string());
-    let common = ["-n", "-M", "prepared", "-j", "2", "-c", &c, "-T", &t];
-    let simple = figure(&pgbench(
-        url,
-        &[&common[..], &["-f", &script.display().to_string()]].concat(),
-    ));
-    let select = figure(&pgbench(url, &[&common[..], &["-S"]].concat()));
+    let mut args = common(clients, seconds);
+    args.extend(["-f".into(), script.display().to_string()]);
+    let f = figure(&pgbench(url, &args));
     let _ = std::fs::remove_file(&script);
-    (simple, select)
+    f
+}
+
+/// `pgbench -S` for `seconds` at `clients` connections (after [`prepare`]).
+pub(crate) fn select(url: &str, clients: usize, seconds: u64) -> Figure {
+    let mut args = common(clients, seconds);
+    args.push("-S".into());
+    figure(&pgbench(url, &args))
 }

@@ -80,6 +80,11 @@ impl LunaProcess {
         }
     }
 
+    /// The hub's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory and open descriptors from `/proc`, database connections from the
     /// database (PostgreSQL: its sessions on this database; SQLite: descriptors on the database
     /// file, one per connection). A figure that cannot be read stops the run (a failed
@@ -162,7 +167,11 @@ impl Drop for LunaProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        if std::thread::panicking() {
+            eprintln!("the hub's log is kept: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
@@ -228,4 +237,39 @@ impl Database {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// The consumes recorded for the `bench-*` users and the sum of their balances, read from the
+/// database at `url`.
+pub(crate) async fn consumed_and_balances(url: &str) -> (u64, i64) {
+    const CONSUMED: &str = "SELECT COUNT(*) FROM event WHERE event_type = 'EnergyConsumed' \
+                            AND stream_id LIKE 'bench-%'";
+    let (consumed, balances): (i64, i64) = if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("open");
+        (
+            sqlx::query_scalar(CONSUMED)
+                .fetch_one(&pool)
+                .await
+                .expect("count"),
+            sqlx::query_scalar("SELECT SUM(balance) FROM wallet WHERE stream_id LIKE 'bench-%'")
+                .fetch_one(&pool)
+                .await
+                .expect("sum"),
+        )
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("open");
+        (
+            sqlx::query_scalar(CONSUMED)
+                .fetch_one(&pool)
+                .await
+                .expect("count"),
+            sqlx::query_scalar(
+                "SELECT SUM(balance)::bigint FROM wallet WHERE stream_id LIKE 'bench-%'",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("sum"),
+        )
+    };
+    (u64::try_from(consumed).expect("a count"), balances)
 }

@@ -9,9 +9,9 @@ use rusqlite::{Connection, params};
 
 use crate::stats::Stats;
 
-/// Runs `ops` consumes over `users` projection rows in the (migrated, empty) database at
-/// `path`.
-pub(crate) fn consume_loop(path: &std::path::Path, ops: usize, users: usize) -> Stats {
+/// Runs consumes for `seconds` over `users` projection rows in the (migrated, empty) database
+/// at `path`.
+pub(crate) fn consume_loop(path: &std::path::Path, seconds: u64, users: usize) -> Stats {
     let conn = Connection::open(path).expect("open");
     conn.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
@@ -26,9 +26,13 @@ pub(crate) fn consume_loop(path: &std::path::Path, ops: usize, users: usize) -> 
         .expect("wallet");
     }
     let mut versions = vec![0i64; users];
-    let mut lat = Vec::with_capacity(ops);
+    let mut lat = Vec::new();
     let start = Instant::now();
-    for i in 0..ops {
+    let until = start + Duration::from_secs(seconds);
+    for i in 0.. {
+        if Instant::now() >= until {
+            break;
+        }
         let u = i % users;
         let s = Instant::now();
         let tx = conn.unchecked_transaction().expect("begin");

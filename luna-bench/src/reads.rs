@@ -69,7 +69,7 @@ fn routes(user: &UserId) -> Vec<(&'static str, String)> {
 
 /// Runs on `database_url` with histories of `short` and `long` events.
 pub(crate) async fn run(database_url: &str, short: usize, long: usize, rounds: usize) {
-    let hub = crate::http::start_hub(database_url).await;
+    let hub = crate::inproc::start_hub(database_url).await;
     let run = format!("reads-{}", std::process::id());
     let (a, b) = (
         crate::user(&format!("{run}-short")),

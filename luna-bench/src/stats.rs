@@ -29,6 +29,11 @@ impl Stats {
         self.lat[(self.lat.len() * p / 100).min(self.lat.len() - 1)]
     }
 
+    /// Operations measured.
+    pub fn count(&self) -> u64 {
+        self.lat.len() as u64
+    }
+
     /// Median latency.
     pub fn p50(&self) -> Duration {
         self.pct(50)
