@@ -49,7 +49,8 @@ fn session_row(r: &PgRow) -> Result<Session, StoreError> {
 #[async_trait]
 impl AccountStore for PgStore {
     async fn create_account(&self, a: &Account) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut conn = crate::txn::Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("INSERT INTO account_email (email, stream_id) VALUES ($1, $2)")
             .bind(a.email.as_str())
             .bind(a.user.as_str())
@@ -151,7 +152,8 @@ impl AccountStore for PgStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<Rotation, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut conn = crate::txn::Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         let rotated = sqlx::query(
             "UPDATE auth_session SET refresh_hash = $1, last_seen_ms = $2, expires_at_ms = $3 \
              WHERE stream_id = $4 AND session_id = $5 AND refresh_hash = $6 \

@@ -35,7 +35,8 @@ impl BillingStore for PgStore {
     }
 
     async fn link_customer(&self, user: &UserId, customer: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut conn = crate::txn::Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "INSERT INTO billing_customer (stream_id, customer_id) VALUES ($1, $2) \
              ON CONFLICT (stream_id) DO NOTHING",

@@ -12,6 +12,7 @@ mod billing;
 mod history;
 mod keys;
 mod page;
+mod txn;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -375,7 +376,8 @@ impl EventStore for PgStore {
             return Err(StoreError::backend(std::io::Error::other("empty append")));
         }
         let now = self.clock.now();
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut conn = crate::txn::Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         match self.append_in(&mut tx, batch, now).await {
             Ok(appended) => {
                 tx.commit().await.map_err(map_err)?;
