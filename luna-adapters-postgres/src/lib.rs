@@ -156,6 +156,13 @@ pub(crate) fn event_row(r: &PgRow) -> Result<RecordedEvent, StoreError> {
     decode_row(&row).map_err(StoreError::backend)
 }
 
+/// The statement a consume on an existing stream sends (its event, derived rows and projection
+/// row): for `luna-bench`, which runs it under pgbench as the database's own ceiling.
+#[doc(hidden)]
+pub fn consume_statement() -> &'static str {
+    history::insert_event_sql(true, Some(false))
+}
+
 impl PgStore {
     /// Connects and migrates. `schema`, when given, is created if needed and used as the
     /// search path (tests use a fresh schema each).

@@ -307,10 +307,22 @@ pub(crate) async fn run(plan: &Plan<'_>) {
     ];
     if pg {
         let url = db.url.clone();
-        crate::pgbench::prepare(&url, plan.users).await;
+        let (users, seconds) = (plan.users, plan.seconds);
+        crate::pgbench::prepare(&url, users).await;
+        let hub_script = std::sync::Arc::new(crate::pgbench::prepare_hub(&url, users).await);
         for conns in [16, c] {
-            let simple =
-                pgbench_row("pgbench: simple consume transaction", &url, conns, plan).await;
+            let u = url.clone();
+            let simple = pgbench_row("pgbench: simple consume transaction", conns, move || {
+                crate::pgbench::simple(&u, conns, users, seconds)
+            })
+            .await;
+            let script = hub_script.clone();
+            let own = pgbench_row(
+                "pgbench: the hub's own consume statements",
+                conns,
+                move || crate::pgbench::hub(&script, conns, seconds),
+            )
+            .await;
             let hub_row = consume
                 .iter()
                 .find(|r| r.connections == conns)
@@ -320,9 +332,18 @@ pub(crate) async fn run(plan: &Plan<'_>) {
                 100.0 * hub_row.per_sec / simple.per_sec,
                 60.0,
             ));
-            rows.push(simple);
+            ratios.push((
+                format!("consume / pgbench with the hub's statements, {conns} connections"),
+                100.0 * hub_row.per_sec / own.per_sec,
+                60.0,
+            ));
+            rows.extend([simple, own]);
         }
-        let select_s = pgbench_row("pgbench -S (one-row SELECT)", &url, c, plan).await;
+        let u = url.clone();
+        let select_s = pgbench_row("pgbench -S (one-row SELECT)", c, move || {
+            crate::pgbench::select(&u, c, seconds)
+        })
+        .await;
         ratios.push((
             "check / pgbench -S".to_owned(),
             100.0 * check_per_sec / select_s.per_sec,
@@ -392,17 +413,16 @@ async fn logins(base: &str) -> crate::stats::Stats {
     crate::stats::Stats::new(lat, start.elapsed())
 }
 
-async fn pgbench_row(what: &str, url: &str, conns: usize, plan: &Plan<'_>) -> Row {
-    let (url, users, seconds) = (url.to_owned(), plan.users, plan.seconds);
-    let simple = what.contains("simple");
+/// A pgbench run (`run`), with the CPU it cost.
+async fn pgbench_row(
+    what: &str,
+    conns: usize,
+    run: impl FnOnce() -> crate::pgbench::Figure + Send + 'static,
+) -> Row {
     let me = std::process::id();
     let (figure, cpu, requests) = tokio::task::spawn_blocking(move || {
         let before = Snapshot::take(me);
-        let f = if simple {
-            crate::pgbench::simple(&url, conns, users, seconds)
-        } else {
-            crate::pgbench::select(&url, conns, seconds)
-        };
+        let f = run();
         let after = Snapshot::take(me);
         (f, (before, after), f.transactions)
     })

@@ -135,3 +135,142 @@ pub(crate) fn select(url: &str, clients: usize, seconds: u64) -> Figure {
     args.push("-S".into());
     figure(&pgbench(url, &args))
 }
+
+/// The hub's own consume, as pgbench runs it: the projection read, then `BEGIN`, the hub's
+/// append statement (`luna_adapters_postgres::consume_statement`, its parameters become pgbench
+/// variables) and `COMMIT` — the same round trips and statements — in copies of the hub's
+/// tables (schema `pgb_hub`), with the values of a consume the hub stored.
+pub(crate) struct HubScript {
+    users: usize,
+    script: String,
+    defines: Vec<String>,
+    url: String,
+}
+
+/// The statement's parameters that are the stored consume's values: (parameter, column of
+/// the query in [`prepare_hub`]).
+const FIXED: [(usize, usize); 20] = [
+    (4, 0),
+    (5, 1),
+    (7, 3),
+    (8, 4),
+    (9, 5),
+    (10, 5),
+    (11, 6),
+    (12, 7),
+    (13, 8),
+    (14, 9),
+    (15, 10),
+    (16, 11),
+    (17, 12),
+    (18, 13),
+    (19, 14),
+    (20, 15),
+    (21, 16),
+    (22, 17),
+    (24, 6),
+    (25, 18),
+];
+
+/// Copies the hub's tables into `pgb_hub` with `users` projection rows, and builds the script
+/// from one `EnergyConsumed` event the hub stored (with its ledger row).
+pub(crate) async fn prepare_hub(url: &str, users: usize) -> HubScript {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    copy_tables(&pool, users).await;
+    let row = sqlx::query(
+        "SELECT e.event_type, e.schema_version::text, e.entity, e.payload::text, e.metadata::text, \
+         e.occurred_at_ms::text, e.balance_after::text, e.available_after::text, l.kind, \
+         l.amount::text, l.balance_before::text, l.balance_after::text AS l_after, \
+         l.occurred_at_ms::text AS l_at, l.action, l.app, l.unlimited::text, l.notional::text, \
+         (SELECT u.day::text FROM usage_daily u WHERE u.stream_id = e.stream_id \
+          AND e.position BETWEEN u.first_position AND u.last_position LIMIT 1) AS day, \
+         w.summary::text AS summary \
+         FROM event e JOIN ledger l ON l.stream_id = e.stream_id AND l.position = e.position \
+         JOIN wallet w ON w.stream_id = e.stream_id \
+         WHERE e.event_type = 'EnergyConsumed' LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a consume the hub stored");
+    pool.close().await;
+    let value = |i: usize| -> Option<String> { sqlx::Row::get(&row, i) };
+    // $1 event id, $2 stream, $3 version, $23 new version, $26 expected version and the entity
+    // ($6, unique when set) vary; the rest are the stored consume's values.
+    let entity = value(2).map_or("NULL::text".to_owned(), |e| {
+        let prefix = e.split(':').next().unwrap_or_default().to_owned();
+        format!("'{prefix}:' || gen_random_uuid()")
+    });
+    let mut statement = luna_adapters_postgres::consume_statement().to_owned();
+    // Highest numbers first, so `$1` does not match the start of `$12`.
+    for n in (1..=26).rev() {
+        statement = statement.replace(&format!("${n}"), &format!(":p{n}"));
+    }
+    let mut defines = Vec::new();
+    for (param, column) in FIXED {
+        match value(column) {
+            Some(v) => defines.push(format!("p{param}={v}")),
+            None => statement = statement.replace(&format!(":p{param}"), "NULL"),
+        }
+    }
+    let script = format!(
+        "SELECT gen_random_uuid()::text AS p1, stream_id AS p2, version + 1 AS p3, \
+         version + 1 AS p23, version AS p26, {entity} AS p6, summary::text AS summary \
+         FROM wallet WHERE stream_id = 'bench-' || :u \\gset\n\
+         BEGIN;\n\
+         {statement};\n\
+         END;\n"
+    );
+    let sep = if url.contains('?') { '&' } else { '?' };
+    HubScript {
+        users,
+        script,
+        defines,
+        url: format!("{url}{sep}options=-csearch_path%3Dpgb_hub"),
+    }
+}
+
+/// The hub's tables copied into schema `pgb_hub` (indexes and defaults included), with
+/// `users` projection rows.
+async fn copy_tables(pool: &sqlx::PgPool, users: usize) {
+    for sql in [
+        "DROP SCHEMA IF EXISTS pgb_hub CASCADE".to_owned(),
+        "CREATE SCHEMA pgb_hub".to_owned(),
+    ]
+    .into_iter()
+    .chain(
+        ["event", "wallet", "ledger", "usage_daily", "event_count"]
+            .iter()
+            .map(|t| format!("CREATE TABLE pgb_hub.{t} (LIKE public.{t} INCLUDING ALL)")),
+    ) {
+        sqlx::query(&sql).execute(pool).await.expect("copy a table");
+    }
+    sqlx::query(
+        "INSERT INTO pgb_hub.wallet (stream_id, version, balance, summary, updated_at_ms) \
+         SELECT 'bench-' || g, 1, 1000000, (SELECT summary FROM wallet WHERE stream_id = 'bench-0'), 0 \
+         FROM generate_series(0, $1 - 1) g",
+    )
+    .bind(i64::try_from(users).expect("fits"))
+    .execute(pool)
+    .await
+    .expect("wallets");
+}
+
+/// The hub's own consume statements for `seconds` at `clients` connections.
+pub(crate) fn hub(hub: &HubScript, clients: usize, seconds: u64) -> Figure {
+    let script = std::env::temp_dir().join(format!("luna-pgbench-hub-{}.sql", std::process::id()));
+    // Each client its own users (pgbench does not retry a conflict; the hub does).
+    let per_client = (hub.users / clients).max(1);
+    let choose = format!(
+        "\\set u :client_id + {clients} * random(0, {})\n",
+        per_client - 1
+    );
+    std::fs::write(&script, choose + &hub.script).expect("script");
+    let mut args = common(clients, seconds);
+    args.extend(["-f".into(), script.display().to_string()]);
+    for d in &hub.defines {
+        args.extend(["-D".into(), d.clone()]);
+    }
+    let f = figure(&pgbench(&hub.url, &args));
+    let _ = std::fs::remove_file(&script);
+    f
+}
