@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use luna_codec::{LedgerRow, cell_of, stream_rows};
-use luna_core::history::{ROW_EVENT_TYPES, UsageCell, sum_cells};
+use luna_core::history::{ROW_EVENT_TYPES, TxKind, UsageCell, UsageTotals, sum_cells};
 use luna_core::{Timestamp, UserId};
 use luna_ports::{HistoryEntry, HistoryPage, StoreError, UsageSplit};
 use sqlx::sqlite::SqliteRow;
@@ -157,16 +157,28 @@ pub(crate) async fn usage(
             cells.push(cell(r, r.try_get("day").map_err(map_err)?, "row_count")?);
         }
     }
-    for edge in split.edges {
+    cells.extend(edge_cells(reader, stream, &split).await?);
+    Ok(sum_cells(cells))
+}
+
+/// The usage cells of the range's partial days (at most two), summed per cell by the database.
+async fn edge_cells(
+    reader: &SqlitePool,
+    stream: &UserId,
+    split: &UsageSplit,
+) -> Result<Vec<UsageCell>, StoreError> {
+    let mut cells = Vec::new();
+    for edge in &split.edges {
         // The rows of the edge's days lie between the first and last positions their rollups
-        // keep: a walk of the ledger's key, filtered by time.
+        // keep: a walk of the ledger's key, filtered by time, summed per cell by the database.
         let (first_day, last_day) = edge.days();
         let rows = sqlx::query(
-            "SELECT kind, action, app, 1 AS one, amount AS energy, unlimited, notional, occurred_at_ms \
-             FROM ledger WHERE stream_id = ?1 \
+            "SELECT kind, action, app, COUNT(*) AS one, SUM(amount) AS energy, SUM(unlimited) AS unlimited, \
+             SUM(notional) AS notional, (occurred_at_ms - ((occurred_at_ms % 86400000) + 86400000) % 86400000) \
+             / 86400000 AS day FROM ledger WHERE stream_id = ?1 \
              AND position >= (SELECT MIN(first_position) FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 AND day <= ?3) \
              AND position <= (SELECT MAX(last_position) FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 AND day <= ?3) \
-             AND occurred_at_ms >= ?4 AND occurred_at_ms < ?5",
+             AND occurred_at_ms >= ?4 AND occurred_at_ms < ?5 GROUP BY kind, action, app, day",
         )
         .bind(stream.as_str())
         .bind(first_day)
@@ -177,11 +189,59 @@ pub(crate) async fn usage(
         .await
         .map_err(map_err)?;
         for r in &rows {
-            let at: i64 = r.try_get("occurred_at_ms").map_err(map_err)?;
-            cells.push(cell(r, Timestamp::from_millis(at).day_number(), "one")?);
+            cells.push(cell(r, r.try_get("day").map_err(map_err)?, "one")?);
         }
     }
-    Ok(sum_cells(cells))
+    Ok(cells)
+}
+
+/// The range's usage as analytics reads it: the whole days' rollups summed per key and per day
+/// by the database (O(keys + days) rows), plus the partial days' cells.
+pub(crate) async fn usage_totals(
+    reader: &SqlitePool,
+    stream: &UserId,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+) -> Result<UsageTotals, StoreError> {
+    let split = UsageSplit::of(from, to);
+    let (mut keys, mut daily) = (Vec::new(), Vec::new());
+    if let Some((first, end)) = split.days {
+        let (first, end) = (first.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX));
+        let rows = sqlx::query(
+            "SELECT kind, action, app, SUM(row_count) AS row_count, SUM(energy) AS energy, \
+             SUM(unlimited) AS unlimited, SUM(notional) AS notional FROM usage_daily \
+             WHERE stream_id = ? AND day >= ? AND day < ? GROUP BY kind, action, app",
+        )
+        .bind(stream.as_str())
+        .bind(first)
+        .bind(end)
+        .fetch_all(reader)
+        .await
+        .map_err(map_err)?;
+        for r in &rows {
+            keys.push(cell(r, 0, "row_count")?);
+        }
+        let rows = sqlx::query(
+            "SELECT day, SUM(energy) AS energy FROM usage_daily WHERE stream_id = ? \
+             AND day >= ? AND day < ? AND kind = ? GROUP BY day",
+        )
+        .bind(stream.as_str())
+        .bind(first)
+        .bind(end)
+        .bind(TxKind::Consume.as_str())
+        .fetch_all(reader)
+        .await
+        .map_err(map_err)?;
+        for r in &rows {
+            let energy: i64 = r.try_get("energy").map_err(map_err)?;
+            let energy = u64::try_from(energy).map_err(|_| {
+                StoreError::backend(std::io::Error::other("negative energy in a rollup"))
+            })?;
+            daily.push((r.try_get("day").map_err(map_err)?, energy));
+        }
+    }
+    let edges = edge_cells(reader, stream, &split).await?;
+    Ok(UsageTotals::from_parts(keys, daily, &edges))
 }
 
 /// The statement counting a stream's history rows: the counts of the row types.

@@ -437,6 +437,15 @@ impl EventStore for SqliteStore {
         history::usage(&self.reader, stream, from, to).await
     }
 
+    async fn usage_totals(
+        &self,
+        stream: &UserId,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<luna_core::history::UsageTotals, StoreError> {
+        history::usage_totals(&self.reader, stream, from, to).await
+    }
+
     async fn read_all(
         &self,
         after_position: u64,

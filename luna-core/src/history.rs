@@ -312,6 +312,53 @@ pub fn sum_cells(cells: impl IntoIterator<Item = UsageCell>) -> Vec<UsageCell> {
     summed.into_values().collect()
 }
 
+/// Usage over a range as analytics reads it: summed per (kind, action, app) over the whole
+/// range, and the energy consumed per day. Stores compute it in the database from their daily
+/// rollups (O(keys + days), not O(cells)); [`UsageTotals::of`] computes it from cells.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageTotals {
+    /// Per (kind, action, app), in key order (`day` is 0).
+    pub keys: Vec<UsageCell>,
+    /// Energy consumed per day (days since 1970-01-01), in day order, for every day with a
+    /// consume.
+    pub consumed_daily: Vec<(i64, u64)>,
+}
+
+impl UsageTotals {
+    /// From usage cells.
+    pub fn of(cells: &[UsageCell]) -> UsageTotals {
+        UsageTotals::from_parts(Vec::new(), Vec::new(), cells)
+    }
+
+    /// Key totals and daily consumed energy already summed (by a store, over whole days), plus
+    /// the cells of the range's partial days.
+    pub fn from_parts(
+        keys: Vec<UsageCell>,
+        consumed_daily: Vec<(i64, u64)>,
+        cells: &[UsageCell],
+    ) -> UsageTotals {
+        let mut daily: BTreeMap<i64, u64> = BTreeMap::new();
+        for (day, energy) in consumed_daily.into_iter().chain(
+            cells
+                .iter()
+                .filter(|c| c.kind == TxKind::Consume)
+                .map(|c| (c.day, c.energy)),
+        ) {
+            let d = daily.entry(day).or_default();
+            *d = d.saturating_add(energy);
+        }
+        let keys = sum_cells(
+            keys.into_iter()
+                .chain(cells.iter().cloned())
+                .map(|c| UsageCell { day: 0, ..c }),
+        );
+        UsageTotals {
+            keys,
+            consumed_daily: daily.into_iter().collect(),
+        }
+    }
+}
+
 /// The app a consume is attributed to when its context names none.
 pub const DEFAULT_APP: &str = "luna_hub";
 
@@ -364,11 +411,11 @@ pub fn analytics(
     for e in events {
         summary.apply(e);
     }
-    analytics_of(&summary, &usage(events, from, to), now)
+    analytics_of(&summary, &UsageTotals::of(&usage(events, from, to)), now)
 }
 
-/// Analytics from the stream's summary (the figures "now") and the usage cells of the range.
-pub fn analytics_of(summary: &Summary, cells: &[UsageCell], now: Timestamp) -> Analytics {
+/// Analytics from the stream's summary (the figures "now") and the usage of the range.
+pub fn analytics_of(summary: &Summary, usage: &UsageTotals, now: Timestamp) -> Analytics {
     let mut a = Analytics {
         current_energy: summary.balance.units(),
         total_consumed: 0,
@@ -384,16 +431,13 @@ pub fn analytics_of(summary: &Summary, cells: &[UsageCell], now: Timestamp) -> A
         member_since: summary.opened_at,
     };
     let mut actions: BTreeMap<&str, Usage> = BTreeMap::new();
-    let mut daily: BTreeMap<i64, u64> = BTreeMap::new();
-    for c in cells {
+    for c in &usage.keys {
         a.total_transactions = a.total_transactions.saturating_add(c.rows);
         match c.kind {
             TxKind::Consume => {
                 a.total_consumed = a.total_consumed.saturating_add(c.energy);
                 actions.entry(&c.action).or_default().add(c);
                 a.by_app.entry(c.app.clone()).or_default().add(c);
-                let day = daily.entry(c.day).or_default();
-                *day = day.saturating_add(c.energy);
                 a.unlimited_actions = a.unlimited_actions.saturating_add(c.unlimited);
                 a.notional_energy_unlimited =
                     a.notional_energy_unlimited.saturating_add(c.notional);
@@ -412,9 +456,10 @@ pub fn analytics_of(summary: &Summary, cells: &[UsageCell], now: Timestamp) -> A
     top.sort_by(|x, y| y.1.count.cmp(&x.1.count).then_with(|| x.0.cmp(&y.0)));
     top.truncate(5);
     a.top_actions = top;
-    a.daily = daily
-        .into_iter()
-        .map(|(d, e)| (Date::from_days(d), e))
+    a.daily = usage
+        .consumed_daily
+        .iter()
+        .map(|&(d, e)| (Date::from_days(d), e))
         .collect();
     a
 }

@@ -344,6 +344,20 @@ pub trait EventStore: Send + Sync {
         to: Option<Timestamp>,
     ) -> Result<Vec<UsageCell>, StoreError>;
 
+    /// The usage of `[from, to)` as analytics reads it: [`usage`](Self::usage) summed per
+    /// (kind, action, app) and consumed energy per day. Stores with daily rollups sum them in
+    /// the database (O(keys + days) rows read, not O(cells)); this default sums the cells.
+    async fn usage_totals(
+        &self,
+        stream: &UserId,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<luna_core::history::UsageTotals, StoreError> {
+        Ok(luna_core::history::UsageTotals::of(
+            &self.usage(stream, from, to).await?,
+        ))
+    }
+
     /// Up to `limit` events of every stream after `after_position`, by position.
     async fn read_all(
         &self,

@@ -72,10 +72,10 @@ impl Hub {
     ) -> Result<AnalyticsOutcome, AppError> {
         // The figures "now" from the projection (one row), the range from the rollups.
         let summary = self.engine.current_summary(user).await?;
-        let cells = self.store.usage(user, from, to).await?;
+        let usage = self.store.usage_totals(user, from, to).await?;
         Ok(AnalyticsOutcome {
             user: user.clone(),
-            analytics: history::analytics_of(&summary, &cells, self.clock.now()),
+            analytics: history::analytics_of(&summary, &usage, self.clock.now()),
         })
     }
 }

@@ -141,26 +141,50 @@ pub async fn usage_of_any_range_equals_the_fold<S: Store + ?Sized>(store: &S) {
     ];
     for (from, to) in ranges {
         let got = store.usage(&u, from, to).await.expect("usage");
+        let expected = history::usage(&events, from, to);
+        assert_eq!(got, expected, "range {from:?}..{to:?}");
+        // Analytics reads the totals: summed by the store, equal to the fold's cells summed.
+        let totals = store
+            .usage_totals(&u, from, to)
+            .await
+            .expect("usage totals");
         assert_eq!(
-            got,
-            history::usage(&events, from, to),
-            "range {from:?}..{to:?}"
+            totals,
+            history::UsageTotals::of(&expected),
+            "totals of {from:?}..{to:?}"
         );
     }
+    assert!(
+        !history::UsageTotals::of(&history::usage(&events, None, None))
+            .consumed_daily
+            .is_empty(),
+        "the history has consumes on several days"
+    );
     assert!(
         history::usage(&events, None, None)
             .iter()
             .any(|c| c.unlimited > 0),
         "the history has an Unlimited consume"
     );
+    totals_per_type_match(store, &u, &events).await;
+    let split = UsageSplit::of(Some(mid), at(mid.millis() + 2 * day + 7));
+    assert_eq!(
+        split.edges.len(),
+        2,
+        "a range over partial days has two edges"
+    );
+}
+
+/// Each event type's filtered page total equals its count in the history.
+async fn totals_per_type_match<S: Store + ?Sized>(store: &S, u: &UserId, events: &[Event]) {
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in &events {
+    for e in events {
         *counts.entry(e.kind.type_name()).or_default() += 1;
     }
     for (event_type, n) in counts {
         let page = store
             .read_page(
-                &u,
+                u,
                 PageQuery {
                     before_position: None,
                     limit: 1,
@@ -171,12 +195,6 @@ pub async fn usage_of_any_range_equals_the_fold<S: Store + ?Sized>(store: &S) {
             .expect("page");
         assert_eq!(page.total_count, n, "{event_type}");
     }
-    let split = UsageSplit::of(Some(mid), at(mid.millis() + 2 * day + 7));
-    assert_eq!(
-        split.edges.len(),
-        2,
-        "a range over partial days has two edges"
-    );
 }
 
 /// The store's history rows, usage and counts of `u` equal the fold of `events` (its whole
