@@ -174,8 +174,8 @@ async fn edge_cells(
         let (first_day, last_day) = edge.days();
         let rows = sqlx::query(
             "SELECT kind, action, app, COUNT(*) AS one, SUM(amount) AS energy, SUM(unlimited) AS unlimited, \
-             SUM(notional) AS notional, (occurred_at_ms - ((occurred_at_ms % 86400000) + 86400000) % 86400000) \
-             / 86400000 AS day FROM ledger WHERE stream_id = ?1 \
+             SUM(notional) AS notional, occurred_at_ms / 86400000 \
+             - (CASE WHEN occurred_at_ms % 86400000 < 0 THEN 1 ELSE 0 END) AS day FROM ledger WHERE stream_id = ?1 \
              AND position >= (SELECT MIN(first_position) FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 AND day <= ?3) \
              AND position <= (SELECT MAX(last_position) FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 AND day <= ?3) \
              AND occurred_at_ms >= ?4 AND occurred_at_ms < ?5 GROUP BY kind, action, app, day",
@@ -196,7 +196,7 @@ async fn edge_cells(
 }
 
 /// The range's usage as analytics reads it: the whole days' rollups summed per key and per day
-/// by the database (O(keys + days) rows), plus the partial days' cells.
+/// by the database in one statement (O(keys + days) rows), plus the partial days' cells.
 pub(crate) async fn usage_totals(
     reader: &SqlitePool,
     stream: &UserId,
@@ -206,33 +206,29 @@ pub(crate) async fn usage_totals(
     let split = UsageSplit::of(from, to);
     let (mut keys, mut daily) = (Vec::new(), Vec::new());
     if let Some((first, end)) = split.days {
-        let (first, end) = (first.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX));
+        // One statement, so the totals and the days come from one snapshot (a consume
+        // committed in between would make them disagree).
         let rows = sqlx::query(
-            "SELECT kind, action, app, SUM(row_count) AS row_count, SUM(energy) AS energy, \
-             SUM(unlimited) AS unlimited, SUM(notional) AS notional FROM usage_daily \
-             WHERE stream_id = ? AND day >= ? AND day < ? GROUP BY kind, action, app",
+            "SELECT 0 AS part, 0 AS day, kind, action, app, SUM(row_count) AS row_count, \
+             SUM(energy) AS energy, SUM(unlimited) AS unlimited, SUM(notional) AS notional \
+             FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 AND day < ?3 \
+             GROUP BY kind, action, app \
+             UNION ALL SELECT 1, day, '', '', '', 0, SUM(energy), 0, 0 FROM usage_daily \
+             WHERE stream_id = ?1 AND day >= ?2 AND day < ?3 AND kind = ?4 GROUP BY day",
         )
         .bind(stream.as_str())
-        .bind(first)
-        .bind(end)
-        .fetch_all(reader)
-        .await
-        .map_err(map_err)?;
-        for r in &rows {
-            keys.push(cell(r, 0, "row_count")?);
-        }
-        let rows = sqlx::query(
-            "SELECT day, SUM(energy) AS energy FROM usage_daily WHERE stream_id = ? \
-             AND day >= ? AND day < ? AND kind = ? GROUP BY day",
-        )
-        .bind(stream.as_str())
-        .bind(first)
-        .bind(end)
+        .bind(first.unwrap_or(i64::MIN))
+        .bind(end.unwrap_or(i64::MAX))
         .bind(TxKind::Consume.as_str())
         .fetch_all(reader)
         .await
         .map_err(map_err)?;
         for r in &rows {
+            let part: i64 = r.try_get("part").map_err(map_err)?;
+            if part == 0 {
+                keys.push(cell(r, 0, "row_count")?);
+                continue;
+            }
             let energy: i64 = r.try_get("energy").map_err(map_err)?;
             let energy = u64::try_from(energy).map_err(|_| {
                 StoreError::backend(std::io::Error::other("negative energy in a rollup"))

@@ -28,7 +28,8 @@ use luna_core::history::UsageCell;
 use luna_core::{EntityRef, Timestamp, UserId};
 use luna_ports::{
     AppendBatch, Appended, Clock, EventStore, HistoryPage, IdempotencyRecord, IdempotencyStore,
-    LoadedWallet, PageQuery, RecordedEvent, StoreError, StoredResponse, StoredSummary, StreamPage,
+    LoadedWallet, PageQuery, PendingIdempotency, RecordedEvent, StoreError, StoredResponse,
+    StoredSummary, StreamPage,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -207,35 +208,20 @@ impl SqliteStore {
         self.stall_after_event_insert.store(true, Ordering::SeqCst);
     }
 
+    /// The append's writes as one member of the writer's batch: its prepared script, then
+    /// its idempotency record (which needs the receipts).
     async fn append_in(
         &self,
         tx: &mut SqliteConnection,
-        batch: AppendBatch<'_>,
-        now: Timestamp,
+        (write, script): (&write::Append<'_>, &write::Script),
+        idempotency: Option<PendingIdempotency<'_>>,
     ) -> Result<(Appended, Released), StoreError> {
-        // The savepoint is released by the same query when nothing follows the writes (and no
-        // test hook is armed: those test the savepoint's rollback).
-        let armed = self.stall_after_event_insert.load(Ordering::SeqCst)
-            || self.fail_after_event_insert.load(Ordering::SeqCst);
-        let released = if batch.idempotency.is_none() && !armed {
+        let receipts = write::append(tx, script, write).await?;
+        let released = if write.close.is_some() {
             Released::Yes
         } else {
             Released::No
         };
-        let receipts = write::append(
-            tx,
-            &write::Append {
-                open: group::SAVEPOINT,
-                close: (released == Released::Yes).then_some(group::RELEASE),
-                stream: batch.stream.as_str(),
-                expected_version: batch.expected_version,
-                events: batch.events,
-                summary: batch.summary,
-                processed: batch.processed,
-                now,
-            },
-        )
-        .await?;
         if self.stall_after_event_insert.swap(false, Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -244,7 +230,7 @@ impl SqliteStore {
                 "injected failure after the event insert",
             )));
         }
-        if let Some(p) = batch.idempotency {
+        if let Some(p) = idempotency {
             let (scope, key, fingerprint, created_at) =
                 (p.scope, p.key, p.fingerprint, p.created_at);
             if let Some(response) = (p.render)(&receipts) {
@@ -292,10 +278,30 @@ impl EventStore for SqliteStore {
         let stream = batch.stream.clone();
         let new_version = batch.expected_version + batch.events.len() as u64;
         let summary = batch.summary.clone();
+        // The savepoint is released by the same query when nothing follows the writes (and no
+        // test hook is armed: those test the savepoint's rollback).
+        let armed = self.stall_after_event_insert.load(Ordering::SeqCst)
+            || self.fail_after_event_insert.load(Ordering::SeqCst);
+        let release = batch.idempotency.is_none() && !armed;
+        let write = write::Append {
+            open: group::SAVEPOINT,
+            close: release.then_some(group::RELEASE),
+            stream: batch.stream.as_str(),
+            expected_version: batch.expected_version,
+            events: batch.events,
+            summary: batch.summary,
+            processed: batch.processed,
+            now,
+        };
+        // Built before joining a batch: an append that cannot be encoded fails alone.
+        let script = write::prepare(&write)?;
+        let idempotency = batch.idempotency;
         // One member of the writer's next batch: answered once the commit holding it succeeded.
         let result = self
             .group
-            .run(async |conn: &mut SqliteConnection| self.append_in(conn, batch, now).await)
+            .run(async |conn: &mut SqliteConnection| {
+                self.append_in(conn, (&write, &script), idempotency).await
+            })
             .await;
         match &result {
             Ok(_) => self.projections.put(&stream, new_version, &summary),

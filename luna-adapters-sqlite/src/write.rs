@@ -165,7 +165,7 @@ pub(crate) struct Append<'a> {
 /// The append's script. Its result rows: each event's `position`, in order, then `projected`
 /// if the projection row was at the expected version (absent: the optimistic conflict; a
 /// duplicate version or projection row fails as a unique violation, also the conflict).
-fn script(a: &Append<'_>) -> Result<Script, StoreError> {
+pub(crate) fn prepare(a: &Append<'_>) -> Result<Script, StoreError> {
     let mut s = Script::default();
     s.push(a.open, &[]);
     let stream = Expr::text(a.stream);
@@ -270,13 +270,13 @@ fn projection(s: &mut Script, a: &Append<'_>, stream: &Expr, now: &Expr) -> Resu
     Ok(())
 }
 
-/// Runs the append's script on the writer (inside the caller's transaction or savepoint) and
+/// Runs the append's script ([`prepare`]) on the writer (inside the caller's transaction or savepoint) and
 /// returns the receipts.
 pub(crate) async fn append(
     conn: &mut SqliteConnection,
+    s: &Script,
     a: &Append<'_>,
 ) -> Result<Vec<Receipt>, StoreError> {
-    let s = script(a)?;
     let rows = s.query().fetch_all(&mut *conn).await.map_err(map_err)?;
     let mut receipts = Vec::with_capacity(a.events.len());
     let mut projected = false;

@@ -98,8 +98,9 @@ fn machine_ticks() -> u64 {
         .skip(1)
         .map(|v| v.parse().expect("a tick count"))
         .collect();
-    // user nice system idle iowait irq softirq steal …; guest time is already in user.
-    values.iter().take(8).sum::<u64>() - values[3] - values[4]
+    // user nice system idle iowait irq softirq steal …: steal is the hypervisor's, not this
+    // machine's work; guest time is already in user.
+    values.iter().take(7).sum::<u64>() - values[3] - values[4]
 }
 
 impl Snapshot {

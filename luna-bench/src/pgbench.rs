@@ -259,7 +259,12 @@ async fn copy_tables(pool: &sqlx::PgPool, users: usize) {
 pub(crate) fn hub(hub: &HubScript, clients: usize, seconds: u64) -> Figure {
     let script = std::env::temp_dir().join(format!("luna-pgbench-hub-{}.sql", std::process::id()));
     // Each client its own users (pgbench does not retry a conflict; the hub does).
-    let per_client = (hub.users / clients).max(1);
+    assert!(
+        hub.users >= clients,
+        "the hub's statements need a user per pgbench client ({} users, {clients} clients)",
+        hub.users
+    );
+    let per_client = hub.users / clients;
     let choose = format!(
         "\\set u :client_id + {clients} * random(0, {})\n",
         per_client - 1
