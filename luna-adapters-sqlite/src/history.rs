@@ -213,8 +213,8 @@ pub(crate) async fn usage_totals(
              SUM(energy) AS energy, SUM(unlimited) AS unlimited, SUM(notional) AS notional \
              FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 AND day < ?3 \
              GROUP BY kind, action, app \
-             UNION ALL SELECT 1, day, '', '', '', 0, SUM(energy), 0, 0 FROM usage_daily \
-             WHERE stream_id = ?1 AND day >= ?2 AND day < ?3 AND kind = ?4 GROUP BY day",
+             UNION ALL SELECT 1, day, kind, '', '', 0, SUM(energy), 0, 0 FROM usage_daily \
+             WHERE stream_id = ?1 AND day >= ?2 AND day < ?3 AND kind = ?4 GROUP BY day, kind",
         )
         .bind(stream.as_str())
         .bind(first.unwrap_or(i64::MIN))
@@ -223,17 +223,15 @@ pub(crate) async fn usage_totals(
         .fetch_all(reader)
         .await
         .map_err(map_err)?;
+        // Part 0: a key's totals (day 0); part 1: a day's consumed energy (a consume cell).
         for r in &rows {
             let part: i64 = r.try_get("part").map_err(map_err)?;
+            let c = cell(r, r.try_get("day").map_err(map_err)?, "row_count")?;
             if part == 0 {
-                keys.push(cell(r, 0, "row_count")?);
-                continue;
+                keys.push(c);
+            } else {
+                daily.push((c.day, c.energy));
             }
-            let energy: i64 = r.try_get("energy").map_err(map_err)?;
-            let energy = u64::try_from(energy).map_err(|_| {
-                StoreError::backend(std::io::Error::other("negative energy in a rollup"))
-            })?;
-            daily.push((r.try_get("day").map_err(map_err)?, energy));
         }
     }
     let edges = edge_cells(reader, stream, &split).await?;

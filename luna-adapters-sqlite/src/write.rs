@@ -61,21 +61,18 @@ pub(crate) struct Script {
 impl Script {
     /// Appends a statement, each `?` of `template` replaced by the next expression.
     pub(crate) fn push(&mut self, template: &str, exprs: &[&Expr]) {
-        let mut parts = template.split('?');
-        self.sql.push_str(parts.next().unwrap_or_default());
-        let mut used = 0;
-        for (part, e) in parts.zip(exprs) {
-            self.sql.push_str(&e.sql);
-            self.args.extend(e.args.iter().cloned());
-            self.sql.push_str(part);
-            used += 1;
-        }
-        assert_eq!(used, exprs.len(), "one expression per `?`: {template}");
         assert_eq!(
             template.matches('?').count(),
             exprs.len(),
             "one expression per `?`: {template}"
         );
+        let mut parts = template.split('?');
+        self.sql.push_str(parts.next().unwrap_or_default());
+        for (part, e) in parts.zip(exprs) {
+            self.sql.push_str(&e.sql);
+            self.args.extend(e.args.iter().cloned());
+            self.sql.push_str(part);
+        }
         self.sql.push_str(";\n");
     }
 
@@ -270,7 +267,7 @@ fn projection(s: &mut Script, a: &Append<'_>, stream: &Expr, now: &Expr) -> Resu
     Ok(())
 }
 
-/// Runs the append's script ([`prepare`]) on the writer (inside the caller's transaction or savepoint) and
+/// Runs the append's script ([`prepare`]) on the writer, inside the batch's transaction, and
 /// returns the receipts.
 pub(crate) async fn append(
     conn: &mut SqliteConnection,

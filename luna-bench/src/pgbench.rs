@@ -118,15 +118,27 @@ fn common(clients: usize, seconds: u64) -> Vec<String> {
         .collect()
 }
 
+/// Runs `script` (written to a temporary file) with these variables (`-D name=value`).
+fn run_script(url: &str, script: &str, defines: &[String], clients: usize, seconds: u64) -> Figure {
+    let path = std::env::temp_dir().join(format!(
+        "luna-pgbench-{}-{}.sql",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&path, script).expect("script");
+    let mut args = common(clients, seconds);
+    args.extend(["-f".into(), path.display().to_string()]);
+    for d in defines {
+        args.extend(["-D".into(), d.clone()]);
+    }
+    let f = figure(&pgbench(url, &args));
+    let _ = std::fs::remove_file(&path);
+    f
+}
+
 /// The simple consume transaction for `seconds` at `clients` connections (after [`prepare`]).
 pub(crate) fn simple(url: &str, clients: usize, users: usize, seconds: u64) -> Figure {
-    let script = std::env::temp_dir().join(format!("luna-pgbench-{}.sql", std::process::id()));
-    std::fs::write(&script, simple_script(users)).expect("script");
-    let mut args = common(clients, seconds);
-    args.extend(["-f".into(), script.display().to_string()]);
-    let f = figure(&pgbench(url, &args));
-    let _ = std::fs::remove_file(&script);
-    f
+    run_script(url, &simple_script(users), &[], clients, seconds)
 }
 
 /// `pgbench -S` for `seconds` at `clients` connections (after [`prepare`]).
@@ -257,7 +269,6 @@ async fn copy_tables(pool: &sqlx::PgPool, users: usize) {
 
 /// The hub's own consume statements for `seconds` at `clients` connections.
 pub(crate) fn hub(hub: &HubScript, clients: usize, seconds: u64) -> Figure {
-    let script = std::env::temp_dir().join(format!("luna-pgbench-hub-{}.sql", std::process::id()));
     // Each client its own users (pgbench does not retry a conflict; the hub does).
     assert!(
         hub.users >= clients,
@@ -269,13 +280,11 @@ pub(crate) fn hub(hub: &HubScript, clients: usize, seconds: u64) -> Figure {
         "\\set u :client_id + {clients} * random(0, {})\n",
         per_client - 1
     );
-    std::fs::write(&script, choose + &hub.script).expect("script");
-    let mut args = common(clients, seconds);
-    args.extend(["-f".into(), script.display().to_string()]);
-    for d in &hub.defines {
-        args.extend(["-D".into(), d.clone()]);
-    }
-    let f = figure(&pgbench(&hub.url, &args));
-    let _ = std::fs::remove_file(&script);
-    f
+    run_script(
+        &hub.url,
+        &(choose + &hub.script),
+        &hub.defines,
+        clients,
+        seconds,
+    )
 }
