@@ -29,16 +29,43 @@ macro_rules! event_cte {
     };
 }
 
+/// The ledger's columns, in the order of [`ledger_insert`]'s values.
+macro_rules! ledger_columns {
+    () => {
+        "INSERT INTO ledger (stream_id, position, kind, amount, balance_before, balance_after, \
+         occurred_at_ms, action, app, unlimited, notional) "
+    };
+}
+
 /// The ledger row (`$13`–`$21`) at position `$pos`, for the stream `$2`.
 macro_rules! ledger_insert {
     ($position:literal) => {
         concat!(
-            "INSERT INTO ledger (stream_id, position, kind, amount, balance_before, balance_after, \
-             occurred_at_ms, action, app, unlimited, notional) \
-             VALUES ($2, ",
+            ledger_columns!(),
+            "VALUES ($2, ",
             $position,
             ", $13, $14, $15, $16, $17, $18, $19, $20, $21)"
         )
+    };
+}
+
+/// The rollup's columns, in the order of [`rollup_insert`]'s values.
+macro_rules! rollup_columns {
+    () => {
+        "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, \
+         unlimited, notional, first_position, last_position) "
+    };
+}
+
+/// A rollup row meeting its day's cell adds to it.
+macro_rules! rollup_conflict {
+    () => {
+        " ON CONFLICT (stream_id, day, kind, action, app) DO UPDATE SET \
+         row_count = usage_daily.row_count + 1, energy = usage_daily.energy + excluded.energy, \
+         unlimited = usage_daily.unlimited + excluded.unlimited, \
+         notional = usage_daily.notional + excluded.notional, \
+         first_position = LEAST(usage_daily.first_position, excluded.first_position), \
+         last_position = GREATEST(usage_daily.last_position, excluded.last_position)"
     };
 }
 
@@ -46,15 +73,13 @@ macro_rules! ledger_insert {
 macro_rules! rollup_insert {
     ($position:literal) => {
         concat!(
-            "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, \
-             unlimited, notional, first_position, last_position) \
-             VALUES ($2, $22, $13, $18, $19, 1, $14, $20, $21, ", $position, ", ", $position, ") \
-             ON CONFLICT (stream_id, day, kind, action, app) DO UPDATE SET \
-             row_count = usage_daily.row_count + 1, energy = usage_daily.energy + excluded.energy, \
-             unlimited = usage_daily.unlimited + excluded.unlimited, \
-             notional = usage_daily.notional + excluded.notional, \
-             first_position = LEAST(usage_daily.first_position, excluded.first_position), \
-             last_position = GREATEST(usage_daily.last_position, excluded.last_position)"
+            rollup_columns!(),
+            "VALUES ($2, $22, $13, $18, $19, 1, $14, $20, $21, ",
+            $position,
+            ", ",
+            $position,
+            ")",
+            rollup_conflict!()
         )
     };
 }
@@ -116,6 +141,50 @@ pub(crate) fn insert_event_sql(energy: bool, projection: Option<bool>) -> &'stat
             event_cte!(ledger_parts!(), wallet_insert!()),
             answer!(projected)
         ),
+    }
+}
+
+/// One event on an existing stream as a single statement that writes nothing unless the
+/// projection row is still at the expected version (`$26`): the projection update comes first
+/// and every insert selects from the row before it (`w` → `e` → count, ledger, rollup), so a
+/// moved projection inserts no row and the statement answers none. It needs no transaction
+/// around it (ADR 0010). Parameters are numbered as in [`insert_event_sql`] and cast, so
+/// pgbench's untyped ones resolve too.
+macro_rules! single_event {
+    ($($more:tt)*) => {
+        concat!(
+            "WITH w AS (UPDATE wallet SET version = $23::bigint, balance = $24::bigint, \
+             summary = $25::json, updated_at_ms = $10::bigint \
+             WHERE stream_id = $2::text AND version = $26::bigint RETURNING 1), \
+             e AS (INSERT INTO event (event_id, stream_id, version, event_type, schema_version, \
+             entity, payload, metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
+             SELECT $1::uuid, $2::text, $3::bigint, $4::text, $5::integer, $6::text, $7::json, \
+             $8::json, $9::bigint, $10::bigint, $11::bigint, $12::bigint FROM w RETURNING position), \
+             c AS (INSERT INTO event_count (stream_id, event_type, n) SELECT $2::text, $4::text, 1 FROM e \
+             ON CONFLICT (stream_id, event_type) DO UPDATE SET n = event_count.n + 1)",
+            $($more)*
+            " SELECT position FROM e"
+        )
+    };
+}
+
+/// The statement of an append that is one event on an existing stream and nothing else, with
+/// its ledger row and rollup if it is an energy event (see [`single_event`]).
+pub(crate) fn single_event_sql(energy: bool) -> &'static str {
+    if energy {
+        single_event!(
+            ", l AS (",
+            ledger_columns!(),
+            "SELECT $2::text, position, $13::text, $14::bigint, $15::bigint, $16::bigint, \
+             $17::bigint, $18::text, $19::text, $20::bigint, $21::bigint FROM e), u AS (",
+            rollup_columns!(),
+            "SELECT $2::text, $22::bigint, $13::text, $18::text, $19::text, 1, $14::bigint, \
+             $20::bigint, $21::bigint, position, position FROM e",
+            rollup_conflict!(),
+            ")",
+        )
+    } else {
+        single_event!()
     }
 }
 

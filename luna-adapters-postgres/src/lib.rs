@@ -8,7 +8,9 @@
 //! and TRUNCATE (triggers).
 
 mod accounts;
+mod append;
 mod billing;
+mod coalesce;
 mod history;
 mod keys;
 mod page;
@@ -20,13 +22,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use luna_codec::{EventRow, LedgerRow, decode_row, decode_summary, encode_new, encode_summary};
+use luna_codec::{EventRow, decode_row, decode_summary};
 use luna_core::history::UsageCell;
 use luna_core::{EntityRef, Timestamp, UserId};
 use luna_ports::{
     AppendBatch, Appended, Clock, EventStore, HistoryPage, IdempotencyRecord, IdempotencyStore,
-    LoadedWallet, NewEvent, PageQuery, Receipt, RecordedEvent, StoreError, StoredResponse,
-    StoredSummary, StreamPage,
+    LoadedWallet, PageQuery, RecordedEvent, StoreError, StoredResponse, StoredSummary, StreamPage,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, Row, Transaction};
@@ -105,6 +106,8 @@ const ENTITY_LOAD: &str = "SELECT w.version AS wallet_version, w.summary::text A
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: PgPool,
+    /// Projection reads without entities (checks, consumes), coalesced under load.
+    projections: coalesce::Coalescer<(i64, String)>,
     clock: Arc<dyn Clock>,
     fail_after_event_insert: AtomicBool,
 }
@@ -156,11 +159,37 @@ pub(crate) fn event_row(r: &PgRow) -> Result<RecordedEvent, StoreError> {
     decode_row(&row).map_err(StoreError::backend)
 }
 
+/// The projection rows (version, summary) of a batch of streams, in one statement.
+async fn projection_rows(
+    pool: &PgPool,
+    streams: Vec<String>,
+) -> Result<std::collections::HashMap<String, (i64, String)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT stream_id, version, summary::text AS summary FROM wallet WHERE stream_id = ANY($1)",
+    )
+    .bind(&streams)
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("stream_id").map_err(map_err)?,
+                (
+                    r.try_get("version").map_err(map_err)?,
+                    r.try_get("summary").map_err(map_err)?,
+                ),
+            ))
+        })
+        .collect()
+}
+
 /// The statement a consume on an existing stream sends (its event, derived rows and projection
-/// row): for `luna-bench`, which runs it under pgbench as the database's own ceiling.
+/// row, in autocommit): for `luna-bench`, which runs it under pgbench as the database's own
+/// ceiling.
 #[doc(hidden)]
 pub fn consume_statement() -> &'static str {
-    history::insert_event_sql(true, Some(false))
+    history::single_event_sql(true)
 }
 
 impl PgStore {
@@ -214,6 +243,7 @@ impl PgStore {
         history::backfill(&pool).await?;
         Ok(PgStore {
             pool,
+            projections: coalesce::Coalescer::new(),
             clock,
             fail_after_event_insert: AtomicBool::new(false),
         })
@@ -239,7 +269,7 @@ impl PgStore {
         now: Timestamp,
     ) -> Result<Appended, StoreError> {
         let stream = batch.stream.as_str();
-        let receipts = insert_events(
+        let receipts = append::insert_events(
             tx,
             stream,
             batch.expected_version,
@@ -283,82 +313,6 @@ impl PgStore {
     }
 }
 
-/// Inserts a batch's events (a duplicate version is the optimistic `Conflict`) and the keyed
-/// lookups of the entities clients name without their user.
-async fn insert_events(
-    tx: &mut Transaction<'_, Postgres>,
-    stream: &str,
-    expected_version: u64,
-    events: &[NewEvent],
-    summary: &luna_core::Summary,
-    now: Timestamp,
-) -> Result<Vec<Receipt>, StoreError> {
-    let mut receipts = Vec::with_capacity(events.len());
-    let encoded_summary = encode_summary(summary);
-    let new_version = i64_of(expected_version + events.len() as u64)?;
-    for (i, e) in events.iter().enumerate() {
-        let row = encode_new(e);
-        let version = expected_version + 1 + i as u64;
-        let ledger = LedgerRow::of_new(&e.event, row.balance_after).map_err(StoreError::backend)?;
-        // The batch's last event also writes the projection row (same statement).
-        let last = i + 1 == events.len();
-        let projection = last.then_some(expected_version == 0);
-        let query = sqlx::query(history::insert_event_sql(ledger.is_some(), projection))
-            .bind(&row.event_id)
-            .bind(stream)
-            .bind(i64_of(version)?)
-            .bind(&row.encoded.event_type)
-            .bind(row.encoded.schema_version)
-            .bind(row.encoded.entity.as_deref())
-            .bind(&row.encoded.payload)
-            .bind(&row.metadata)
-            .bind(row.occurred_at_ms)
-            .bind(now.millis())
-            .bind(row.balance_after)
-            .bind(row.available_after);
-        let query = match &ledger {
-            Some(l) => history::bind_ledger(query, l)?,
-            // `$13`–`$22` keep their numbers in every shape: typed NULLs.
-            None if last => (13..=22).fold(query, |q, _| q.bind(None::<i64>)),
-            None => query,
-        };
-        let query = if last {
-            query
-                .bind(new_version)
-                .bind(summary.balance.units())
-                .bind(encoded_summary.as_str())
-                .bind(i64_of(expected_version)?)
-        } else {
-            query
-        };
-        let answered = query.fetch_one(&mut **tx).await.map_err(map_err)?;
-        let projected: i64 = answered.try_get("projected").map_err(map_err)?;
-        if projected != 1 {
-            // The projection row moved on: the optimistic conflict.
-            return Err(StoreError::Conflict);
-        }
-        let position: i64 = answered.try_get("position").map_err(map_err)?;
-        receipts.push(Receipt {
-            event_id: e.event_id,
-            version,
-            position: u64_of(position)?,
-            recorded_at: now,
-        });
-    }
-    for entity in events
-        .iter()
-        .filter_map(|e| e.event.kind.directory_entity())
-    {
-        sqlx::query("INSERT INTO entity_stream (entity, stream_id) VALUES ($1, $2) ON CONFLICT (entity) DO NOTHING")
-            .bind(entity.key())
-            .bind(stream)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
-    }
-    Ok(receipts)
-}
-
 async fn insert_idempotency<'e, E: sqlx::Executor<'e, Database = Postgres>>(
     executor: E,
     r: &IdempotencyRecord,
@@ -383,6 +337,20 @@ impl EventStore for PgStore {
             return Err(StoreError::backend(std::io::Error::other("empty append")));
         }
         let now = self.clock.now();
+        if let Some(event) = append::single_statement(&batch) {
+            let receipt = append::single(
+                &self.pool,
+                batch.stream.as_str(),
+                batch.expected_version,
+                event,
+                batch.summary,
+                now,
+            )
+            .await?;
+            return Ok(Appended {
+                receipts: vec![receipt],
+            });
+        }
         let mut conn = crate::txn::Conn::acquire(&self.pool).await?;
         let mut tx = conn.begin().await?;
         match self.append_in(&mut tx, batch, now).await {
@@ -402,39 +370,45 @@ impl EventStore for PgStore {
         stream: &UserId,
         entities: &[EntityRef],
     ) -> Result<LoadedWallet, StoreError> {
+        if entities.is_empty() {
+            let row = self
+                .projections
+                .read(stream.as_str(), |streams| {
+                    projection_rows(&self.pool, streams)
+                })
+                .await?;
+            return match row {
+                None => Ok(LoadedWallet::default()),
+                Some((version, summary)) => Ok(LoadedWallet {
+                    version: u64_of(version)?,
+                    summary: decode_summary(&summary).map_err(StoreError::backend)?,
+                    entity_events: Vec::new(),
+                    cached: false,
+                }),
+            };
+        }
         // One statement, so the projection row and the entity events come from one snapshot.
         let keys: Vec<String> = entities.iter().map(EntityRef::key).collect();
-        let rows = if keys.is_empty() {
-            sqlx::query(
-                "SELECT version AS wallet_version, summary::text AS summary FROM wallet WHERE stream_id = $1",
-            )
+        let rows = sqlx::query(ENTITY_LOAD)
             .bind(stream.as_str())
+            .bind(&keys)
             .fetch_all(&self.pool)
             .await
-        } else {
-            sqlx::query(ENTITY_LOAD)
-                .bind(stream.as_str())
-                .bind(&keys)
-                .fetch_all(&self.pool)
-                .await
-        }
-        .map_err(map_err)?;
+            .map_err(map_err)?;
         let Some(first) = rows.first() else {
             return Ok(LoadedWallet::default());
         };
         let version: i64 = first.try_get("wallet_version").map_err(map_err)?;
         let summary: String = first.try_get("summary").map_err(map_err)?;
         let mut entity_events = Vec::new();
-        if !keys.is_empty() {
-            for r in &rows {
-                let position: Option<i64> = r.try_get("position").map_err(map_err)?;
-                if position.is_some() {
-                    entity_events.push(event_row(r)?);
-                }
+        for r in &rows {
+            let position: Option<i64> = r.try_get("position").map_err(map_err)?;
+            if position.is_some() {
+                entity_events.push(event_row(r)?);
             }
         }
         Ok(LoadedWallet {
-            version: u64::try_from(version).map_err(StoreError::backend)?,
+            version: u64_of(version)?,
             summary: decode_summary(&summary).map_err(StoreError::backend)?,
             entity_events,
             cached: false,

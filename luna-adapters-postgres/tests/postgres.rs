@@ -126,6 +126,75 @@ async fn a_failure_between_the_event_insert_and_the_projection_write_leaves_neit
         .expect("append after rollback");
 }
 
+/// Counts the rows an energy event writes: events, ledger rows, rollup row counts, event counts.
+async fn written_rows(store: &PgStore, u: &luna_core::UserId) -> [i64; 4] {
+    let mut counts = [0; 4];
+    for (i, sql) in [
+        "SELECT COUNT(*) FROM event WHERE stream_id = $1",
+        "SELECT COUNT(*) FROM ledger WHERE stream_id = $1",
+        "SELECT COALESCE(SUM(row_count), 0)::bigint FROM usage_daily WHERE stream_id = $1",
+        "SELECT COALESCE(SUM(n), 0)::bigint FROM event_count WHERE stream_id = $1",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        counts[i] = sqlx::query_scalar(sql)
+            .bind(u.as_str())
+            .fetch_one(store.pool())
+            .await
+            .expect(sql);
+    }
+    counts
+}
+
+/// A one-event append on an existing stream is one statement without a transaction: when the
+/// projection row is no longer at the expected version it must write nothing at all (no event,
+/// ledger row, rollup or count), not only answer `Conflict`.
+#[tokio::test]
+async fn a_single_statement_append_on_a_moved_projection_writes_nothing() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let u = unique_user("single");
+    let history = every_kind_history();
+    let consume = history
+        .iter()
+        .position(|e| matches!(e.kind, luna_core::EventKind::EnergyConsumed(_)))
+        .expect("a consume in the history");
+    append_on(&store, &u, &[], &history[..consume])
+        .await
+        .expect("append");
+    let before = written_rows(&store, &u).await;
+    let moved = "UPDATE wallet SET version = version + 1 WHERE stream_id = $1";
+    sqlx::query(moved)
+        .bind(u.as_str())
+        .execute(store.pool())
+        .await
+        .expect(moved);
+    let one = &history[consume..=consume];
+    let err = append_on(&store, &u, &history[..consume], one)
+        .await
+        .expect_err("the projection moved on");
+    assert!(matches!(err, StoreError::Conflict), "got {err:?}");
+    assert_eq!(written_rows(&store, &u).await, before, "nothing written");
+    let back = "UPDATE wallet SET version = version - 1 WHERE stream_id = $1";
+    sqlx::query(back)
+        .bind(u.as_str())
+        .execute(store.pool())
+        .await
+        .expect(back);
+    append_on(&store, &u, &history[..consume], one)
+        .await
+        .expect("append at the right version");
+    let after = written_rows(&store, &u).await;
+    assert_eq!(
+        after,
+        [before[0] + 1, before[1] + 1, before[2] + 1, before[3] + 1],
+        "the event, its ledger row, its rollup and its count"
+    );
+    luna_testkit::contract::assert_history_matches_the_fold(&store, &u, &history[..=consume]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_storm_through_two_pools_never_overdraws_and_loses_nothing() {
     let schema = fresh_schema("storm");

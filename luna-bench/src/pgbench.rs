@@ -148,10 +148,10 @@ pub(crate) fn select(url: &str, clients: usize, seconds: u64) -> Figure {
     figure(&pgbench(url, &args))
 }
 
-/// The hub's own consume, as pgbench runs it: the projection read, then `BEGIN`, the hub's
-/// append statement (`luna_adapters_postgres::consume_statement`, its parameters become pgbench
-/// variables) and `COMMIT` — the same round trips and statements — in copies of the hub's
-/// tables (schema `pgb_hub`), with the values of a consume the hub stored.
+/// The hub's own consume, as pgbench runs it: the projection read, then the hub's append
+/// statement in autocommit (`luna_adapters_postgres::consume_statement`, its parameters become
+/// pgbench variables) — the same round trips and statements — in copies of the hub's tables
+/// (schema `pgb_hub`), with the values of a consume the hub stored.
 pub(crate) struct HubScript {
     users: usize,
     script: String,
@@ -228,9 +228,7 @@ pub(crate) async fn prepare_hub(url: &str, users: usize) -> HubScript {
         "SELECT gen_random_uuid()::text AS p1, stream_id AS p2, version + 1 AS p3, \
          version + 1 AS p23, version AS p26, {entity} AS p6, summary::text AS summary \
          FROM wallet WHERE stream_id = 'bench-' || :u \\gset\n\
-         BEGIN;\n\
-         {statement};\n\
-         END;\n"
+         {statement};\n"
     );
     let sep = if url.contains('?') { '&' } else { '?' };
     HubScript {

@@ -1,0 +1,362 @@
+//! Projection reads coalesced (issue 9, ADR 0010): a check or a consume reads one projection
+//! row, and on PostgreSQL each read is a round trip whose cost (the hub's driver, PostgreSQL's
+//! protocol handling, two wake-ups) dwarfs the row. At most [`IN_FLIGHT`] reads go to the
+//! database at once; a read arriving while they are all busy waits, and the next batch reads
+//! every waiting stream in one statement (`= ANY($1)`). An idle hub reads at once, alone: no
+//! read waits for a timer, only behind a busy database.
+//!
+//! Freshness: a batch is sent after every read in it arrived, so each read sees every write
+//! committed before the read began, as if it had run alone (the hub stays stateless).
+//!
+//! No background task: a read that finds a free slot leads its own batch (taking the waiting
+//! reads with it); a finished batch hands its slot to the first waiting read, which leads the
+//! next. The slot is a guard, so a leader dropped mid-read still hands it on, and its batch's
+//! reads, whose answers it held, read again. The wait is bounded ([`MAX_WAITING`]): beyond it
+//! a read goes to the database alone (the pool's own limit applies).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use luna_ports::StoreError;
+use tokio::sync::oneshot;
+
+/// Batches of reads in flight at once.
+pub(crate) const IN_FLIGHT: usize = 4;
+/// Most streams one batch reads.
+pub(crate) const MAX_BATCH: usize = 64;
+/// Most reads waiting for a slot.
+pub(crate) const MAX_WAITING: usize = 1024;
+
+/// What a waiting read is told.
+enum Message<V> {
+    /// Its row (`None`: the stream has none), or the batch's error.
+    Row(Result<Option<V>, StoreError>),
+    /// A slot is free: lead the next batch.
+    Lead(Slot<V>),
+}
+
+struct Queue<V> {
+    waiting: VecDeque<(String, oneshot::Sender<Message<V>>)>,
+    in_flight: usize,
+}
+
+/// Coalesces reads keyed by stream; `V` is a stream's row.
+pub(crate) struct Coalescer<V> {
+    queue: Arc<Mutex<Queue<V>>>,
+}
+
+/// A read's place among the [`IN_FLIGHT`] batches; dropped, it passes to the first waiting
+/// read still there, or frees the place.
+struct Slot<V> {
+    queue: Option<Arc<Mutex<Queue<V>>>>,
+}
+
+fn lock<V>(queue: &Mutex<Queue<V>>) -> MutexGuard<'_, Queue<V>> {
+    // The queue is consistent after every statement under the lock: a panic elsewhere
+    // leaves nothing half-done in it.
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<V> Drop for Slot<V> {
+    fn drop(&mut self) {
+        let Some(queue) = self.queue.take() else {
+            return;
+        };
+        loop {
+            let next = {
+                let mut q = lock(&queue);
+                let next = q.waiting.pop_front();
+                if next.is_none() {
+                    q.in_flight -= 1;
+                }
+                next
+            };
+            let Some((_, tx)) = next else {
+                return;
+            };
+            let slot = Slot {
+                queue: Some(queue.clone()),
+            };
+            match tx.send(Message::Lead(slot)) {
+                Ok(()) => return,
+                // That read is gone: the slot goes to the next one.
+                Err(Message::Lead(mut unsent)) => unsent.queue = None,
+                Err(Message::Row(_)) => unreachable!("a slot was sent"),
+            }
+        }
+    }
+}
+
+/// The same error for every read of a failed batch.
+fn copy_err(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict => StoreError::Conflict,
+        StoreError::Busy => StoreError::Busy,
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Backend(b) => StoreError::backend(std::io::Error::other(b.to_string())),
+    }
+}
+
+impl<V: Clone + Send + 'static> Coalescer<V> {
+    pub(crate) fn new() -> Coalescer<V> {
+        Coalescer {
+            queue: Arc::new(Mutex::new(Queue {
+                waiting: VecDeque::new(),
+                in_flight: 0,
+            })),
+        }
+    }
+
+    /// Reads `stream`'s row through `run`, which reads the rows of a batch of streams (each
+    /// stream it has no row for is absent from its map).
+    pub(crate) async fn read<F, Fut>(&self, stream: &str, run: F) -> Result<Option<V>, StoreError>
+    where
+        F: Fn(Vec<String>) -> Fut,
+        Fut: Future<Output = Result<HashMap<String, V>, StoreError>>,
+    {
+        loop {
+            let waiting = {
+                let mut q = lock(&self.queue);
+                if q.in_flight < IN_FLIGHT {
+                    q.in_flight += 1;
+                    None
+                } else if q.waiting.len() >= MAX_WAITING {
+                    Some(None)
+                } else {
+                    let (tx, rx) = oneshot::channel();
+                    q.waiting.push_back((stream.to_owned(), tx));
+                    Some(Some(rx))
+                }
+            };
+            let slot = match waiting {
+                None => Slot {
+                    queue: Some(self.queue.clone()),
+                },
+                Some(None) => {
+                    return run(vec![stream.to_owned()])
+                        .await
+                        .map(|mut rows| rows.remove(stream));
+                }
+                Some(Some(rx)) => match rx.await {
+                    Ok(Message::Row(row)) => return row,
+                    Ok(Message::Lead(slot)) => slot,
+                    // The leader holding this read's answer was dropped: read again.
+                    Err(_) => continue,
+                },
+            };
+            return self.lead(slot, stream, &run).await;
+        }
+    }
+
+    /// Reads `stream` with the reads waiting (up to a batch), answers them, and then hands
+    /// the slot on.
+    async fn lead<F, Fut>(
+        &self,
+        slot: Slot<V>,
+        stream: &str,
+        run: &F,
+    ) -> Result<Option<V>, StoreError>
+    where
+        F: Fn(Vec<String>) -> Fut,
+        Fut: Future<Output = Result<HashMap<String, V>, StoreError>>,
+    {
+        let followers: Vec<(String, oneshot::Sender<Message<V>>)> = {
+            let mut q = lock(&self.queue);
+            let n = q.waiting.len().min(MAX_BATCH - 1);
+            q.waiting.drain(..n).collect()
+        };
+        let mut streams: Vec<String> = Vec::with_capacity(followers.len() + 1);
+        streams.push(stream.to_owned());
+        streams.extend(followers.iter().map(|(s, _)| s.clone()));
+        streams.sort_unstable();
+        streams.dedup();
+        let read = run(streams).await;
+        drop(slot);
+        match read {
+            Ok(mut rows) => {
+                for (s, tx) in followers {
+                    let _ = tx.send(Message::Row(Ok(rows.get(&s).cloned())));
+                }
+                Ok(rows.remove(stream))
+            }
+            Err(e) => {
+                for (_, tx) in followers {
+                    let _ = tx.send(Message::Row(Err(copy_err(&e))));
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// A database stand-in: each batch waits for a permit, then answers every stream's row
+    /// as its own name reversed (absent for "none"), recording the batch.
+    struct Fake {
+        gate: Semaphore,
+        batches: Mutex<Vec<Vec<String>>>,
+        started: AtomicUsize,
+    }
+
+    impl Fake {
+        fn new() -> Arc<Fake> {
+            Arc::new(Fake {
+                gate: Semaphore::new(0),
+                batches: Mutex::new(Vec::new()),
+                started: AtomicUsize::new(0),
+            })
+        }
+
+        async fn run(&self, streams: Vec<String>) -> Result<HashMap<String, String>, StoreError> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            self.gate.acquire().await.expect("open").forget();
+            self.batches.lock().expect("lock").push(streams.clone());
+            Ok(streams
+                .into_iter()
+                .filter(|s| s != "none")
+                .map(|s| {
+                    let row = s.chars().rev().collect();
+                    (s, row)
+                })
+                .collect())
+        }
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    fn spawn_read(
+        c: &Arc<Coalescer<String>>,
+        fake: &Arc<Fake>,
+        stream: &str,
+    ) -> tokio::task::JoinHandle<Result<Option<String>, StoreError>> {
+        let (c, fake, stream) = (c.clone(), fake.clone(), stream.to_owned());
+        tokio::spawn(async move { c.read(&stream, |s| fake.run(s)).await })
+    }
+
+    /// Reads arriving while every slot is busy wait and go together, each answered its own
+    /// row (a dispatch that answered the leader's row, or dropped one, fails).
+    #[tokio::test]
+    async fn reads_behind_busy_slots_share_one_batch_and_each_gets_its_own_row() {
+        let c = Arc::new(Coalescer::new());
+        let fake = Fake::new();
+        let leaders: Vec<_> = (0..IN_FLIGHT)
+            .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
+            .collect();
+        settle().await;
+        assert_eq!(fake.started.load(Ordering::SeqCst), IN_FLIGHT);
+        let waiting: Vec<_> = ["ab", "cd", "none", "ab"]
+            .iter()
+            .map(|s| spawn_read(&c, &fake, s))
+            .collect();
+        settle().await;
+        assert_eq!(fake.started.load(Ordering::SeqCst), IN_FLIGHT, "they wait");
+        // One batch ends: its slot goes to the first waiting read, which takes the others.
+        fake.gate.add_permits(1);
+        settle().await;
+        assert_eq!(fake.started.load(Ordering::SeqCst), IN_FLIGHT + 1);
+        fake.gate.add_permits(100);
+        for (i, l) in leaders.into_iter().enumerate() {
+            let row = l.await.expect("join").expect("read");
+            assert_eq!(row, Some(format!("{i}dael")));
+        }
+        let rows = tokio::time::timeout(Duration::from_secs(5), answers(waiting))
+            .await
+            .expect("every waiting read answered");
+        assert_eq!(
+            rows,
+            vec![
+                Some("ba".to_owned()),
+                Some("dc".to_owned()),
+                None,
+                Some("ba".to_owned())
+            ]
+        );
+        let batches = fake.batches.lock().expect("lock").clone();
+        assert_eq!(
+            batches.len(),
+            IN_FLIGHT + 1,
+            "one batch for the waiting reads"
+        );
+        let last = batches
+            .iter()
+            .find(|b| b.contains(&"cd".to_owned()))
+            .expect("batch");
+        assert_eq!(last, &["ab", "cd", "none"], "every waiting stream, once");
+    }
+
+    async fn answers(
+        handles: Vec<tokio::task::JoinHandle<Result<Option<String>, StoreError>>>,
+    ) -> Vec<Option<String>> {
+        let mut rows = Vec::new();
+        for h in handles {
+            rows.push(h.await.expect("join").expect("read"));
+        }
+        rows
+    }
+
+    /// A leader dropped while its batch is in flight: the read it held reads again and the
+    /// slot passes on (without the guard that read would wait forever).
+    #[tokio::test]
+    async fn a_leader_dropped_mid_read_leaves_no_read_waiting() {
+        let c = Arc::new(Coalescer::new());
+        let fake = Fake::new();
+        let leaders: Vec<_> = (0..IN_FLIGHT)
+            .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
+            .collect();
+        settle().await;
+        let dropped = spawn_read(&c, &fake, "xy");
+        let held = spawn_read(&c, &fake, "zw");
+        settle().await;
+        // One batch ends; "xy" leads the next, holding "zw", and is dropped mid-read.
+        fake.gate.add_permits(1);
+        settle().await;
+        assert_eq!(fake.started.load(Ordering::SeqCst), IN_FLIGHT + 1);
+        dropped.abort();
+        settle().await;
+        fake.gate.add_permits(100);
+        let rows = tokio::time::timeout(Duration::from_secs(5), answers(vec![held]))
+            .await
+            .expect("no read left waiting");
+        assert_eq!(rows, vec![Some("wz".to_owned())]);
+        answers(leaders).await;
+        settle().await;
+        assert_eq!(lock(&c.queue).in_flight, 0, "every slot freed");
+    }
+
+    /// A waiting read dropped before its turn: the slot skips it.
+    #[tokio::test]
+    async fn a_waiting_read_dropped_is_skipped() {
+        let c = Arc::new(Coalescer::new());
+        let fake = Fake::new();
+        let leaders: Vec<_> = (0..IN_FLIGHT)
+            .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
+            .collect();
+        settle().await;
+        let gone = spawn_read(&c, &fake, "gone");
+        let kept = spawn_read(&c, &fake, "kept");
+        settle().await;
+        gone.abort();
+        fake.gate.add_permits(100);
+        for l in leaders {
+            l.await.expect("join").expect("read");
+        }
+        let row = tokio::time::timeout(Duration::from_secs(5), kept)
+            .await
+            .expect("answered")
+            .expect("join")
+            .expect("read");
+        assert_eq!(row, Some("tpek".to_owned()));
+        assert_eq!(lock(&c.queue).in_flight, 0, "every slot freed");
+    }
+}
