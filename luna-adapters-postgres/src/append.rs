@@ -105,8 +105,11 @@ pub(crate) async fn single(
     })
 }
 
-/// Inserts a batch's events (a duplicate version is the optimistic `Conflict`) and the keyed
-/// lookups of the entities clients name without their user, in the caller's transaction.
+/// Inserts a batch's events (a duplicate version, or a projection row that moved on, is the
+/// optimistic `Conflict`) and the keyed lookups of the entities clients name without their
+/// user, in the caller's transaction. The first event's statement also writes the projection
+/// row — on an existing stream before the event, as a one-event append does (ADR 0010) — so
+/// every writer of a stream locks its projection row first.
 pub(crate) async fn insert_events(
     tx: &mut Transaction<'_, Postgres>,
     stream: &str,
@@ -121,22 +124,25 @@ pub(crate) async fn insert_events(
         let row = encode_new(e);
         let version = expected_version + 1 + i as u64;
         let ledger = LedgerRow::of_new(&e.event, row.balance_after).map_err(StoreError::backend)?;
-        // The batch's last event also writes the projection row (same statement).
-        let last = i + 1 == events.len();
-        let projection = last.then_some(expected_version == 0);
-        let sql = history::insert_event_sql(ledger.is_some(), projection);
-        let query = bind_event(stream, version, &row, ledger.as_ref(), now, last, sql)?;
-        let query = if last {
+        let energy = ledger.is_some();
+        let first = i == 0;
+        let sql = match (first, expected_version) {
+            (true, 0) => history::insert_event_sql(energy, true),
+            (true, _) => history::single_event_sql(energy),
+            (false, _) => history::insert_event_sql(energy, false),
+        };
+        let query = bind_event(stream, version, &row, ledger.as_ref(), now, first, sql)?;
+        let query = if first {
             bind_projection(query, expected_version, new_version, summary)?
         } else {
             query
         };
-        let answered = query.fetch_one(&mut **tx).await.map_err(map_err)?;
-        let projected: i64 = answered.try_get("projected").map_err(map_err)?;
-        if projected != 1 {
-            // The projection row moved on: the optimistic conflict.
-            return Err(StoreError::Conflict);
-        }
+        // No row: the projection row moved on (nothing of this statement was written).
+        let answered = query
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::Conflict)?;
         let position: i64 = answered.try_get("position").map_err(map_err)?;
         receipts.push(Receipt {
             event_id: e.event_id,

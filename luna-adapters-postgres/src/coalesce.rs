@@ -231,8 +231,21 @@ mod tests {
         }
     }
 
-    async fn settle() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    /// Waits until `cond` holds (a loaded machine may take a while to run the tasks).
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    fn started(fake: &Fake) -> usize {
+        fake.started.load(Ordering::SeqCst)
+    }
+
+    fn waiting(c: &Coalescer<String>) -> usize {
+        lock(&c.queue).waiting.len()
     }
 
     fn spawn_read(
@@ -253,24 +266,23 @@ mod tests {
         let leaders: Vec<_> = (0..IN_FLIGHT)
             .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
             .collect();
-        settle().await;
-        assert_eq!(fake.started.load(Ordering::SeqCst), IN_FLIGHT);
-        let waiting: Vec<_> = ["ab", "cd", "none", "ab"]
+        until("every slot busy", || started(&fake) == IN_FLIGHT).await;
+        let queued: Vec<_> = ["ab", "cd", "none", "ab"]
             .iter()
             .map(|s| spawn_read(&c, &fake, s))
             .collect();
-        settle().await;
-        assert_eq!(fake.started.load(Ordering::SeqCst), IN_FLIGHT, "they wait");
+        until("four reads waiting", || waiting(&c) == 4).await;
+        assert_eq!(started(&fake), IN_FLIGHT, "they wait");
         // One batch ends: its slot goes to the first waiting read, which takes the others.
         fake.gate.add_permits(1);
-        settle().await;
-        assert_eq!(fake.started.load(Ordering::SeqCst), IN_FLIGHT + 1);
+        until("the next batch", || started(&fake) == IN_FLIGHT + 1).await;
+        assert_eq!(waiting(&c), 0, "one batch took them all");
         fake.gate.add_permits(100);
         for (i, l) in leaders.into_iter().enumerate() {
             let row = l.await.expect("join").expect("read");
             assert_eq!(row, Some(format!("{i}dael")));
         }
-        let rows = tokio::time::timeout(Duration::from_secs(5), answers(waiting))
+        let rows = tokio::time::timeout(Duration::from_secs(5), answers(queued))
             .await
             .expect("every waiting read answered");
         assert_eq!(
@@ -314,24 +326,24 @@ mod tests {
         let leaders: Vec<_> = (0..IN_FLIGHT)
             .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
             .collect();
-        settle().await;
+        until("every slot busy", || started(&fake) == IN_FLIGHT).await;
         let dropped = spawn_read(&c, &fake, "xy");
+        until("xy waiting", || waiting(&c) == 1).await;
         let held = spawn_read(&c, &fake, "zw");
-        settle().await;
+        until("zw waiting", || waiting(&c) == 2).await;
         // One batch ends; "xy" leads the next, holding "zw", and is dropped mid-read.
         fake.gate.add_permits(1);
-        settle().await;
-        assert_eq!(fake.started.load(Ordering::SeqCst), IN_FLIGHT + 1);
+        until("xy's batch", || started(&fake) == IN_FLIGHT + 1).await;
+        assert_eq!(waiting(&c), 0, "xy holds zw");
         dropped.abort();
-        settle().await;
+        until("zw reads again", || started(&fake) == IN_FLIGHT + 2).await;
         fake.gate.add_permits(100);
         let rows = tokio::time::timeout(Duration::from_secs(5), answers(vec![held]))
             .await
             .expect("no read left waiting");
         assert_eq!(rows, vec![Some("wz".to_owned())]);
         answers(leaders).await;
-        settle().await;
-        assert_eq!(lock(&c.queue).in_flight, 0, "every slot freed");
+        until("every slot freed", || lock(&c.queue).in_flight == 0).await;
     }
 
     /// A waiting read dropped before its turn: the slot skips it.
@@ -342,11 +354,13 @@ mod tests {
         let leaders: Vec<_> = (0..IN_FLIGHT)
             .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
             .collect();
-        settle().await;
+        until("every slot busy", || started(&fake) == IN_FLIGHT).await;
         let gone = spawn_read(&c, &fake, "gone");
+        until("gone waiting", || waiting(&c) == 1).await;
         let kept = spawn_read(&c, &fake, "kept");
-        settle().await;
+        until("kept waiting", || waiting(&c) == 2).await;
         gone.abort();
+        assert!(gone.await.expect_err("aborted").is_cancelled());
         fake.gate.add_permits(100);
         for l in leaders {
             l.await.expect("join").expect("read");
@@ -357,6 +371,6 @@ mod tests {
             .expect("join")
             .expect("read");
         assert_eq!(row, Some("tpek".to_owned()));
-        assert_eq!(lock(&c.queue).in_flight, 0, "every slot freed");
+        until("every slot freed", || lock(&c.queue).in_flight == 0).await;
     }
 }

@@ -97,16 +97,7 @@ macro_rules! ledger_parts {
     };
 }
 
-/// The stream's projection row, only if still at the expected version `$26` (`$23` version,
-/// `$24` balance, `$25` summary): `w` has a row when written.
-macro_rules! wallet_update {
-    () => {
-        ", w AS (UPDATE wallet SET version = $23, balance = $24, summary = $25::json, \
-         updated_at_ms = $10 WHERE stream_id = $2 AND version = $26 RETURNING 1)"
-    };
-}
-
-/// A new stream's projection row (`$26` unused).
+/// A new stream's projection row (`$23` version, `$24` balance, `$25` summary; `$26` unused).
 macro_rules! wallet_insert {
     () => {
         ", w AS (INSERT INTO wallet (stream_id, version, balance, summary, updated_at_ms) \
@@ -114,33 +105,25 @@ macro_rules! wallet_insert {
     };
 }
 
-/// The event's position, and whether the projection was written (always 1 without one).
+/// The event's position.
 macro_rules! answer {
-    (plain) => {
-        " SELECT position, 1::bigint AS projected FROM e"
-    };
-    (projected) => {
-        " SELECT position, (SELECT count(*) FROM w) AS projected FROM e"
+    () => {
+        " SELECT position FROM e"
     };
 }
 
-/// The statement appending one event: with its ledger row and rollup if it is an energy event,
-/// and with the projection row if it is the batch's last (`Some(true)`: a new stream), so an
-/// append costs one round trip per event and none for the projection.
-pub(crate) fn insert_event_sql(energy: bool, projection: Option<bool>) -> &'static str {
-    match (energy, projection) {
-        (false, None) => concat!(event_cte!(), answer!(plain)),
-        (true, None) => concat!(event_cte!(ledger_parts!()), answer!(plain)),
-        (false, Some(false)) => concat!(event_cte!(wallet_update!()), answer!(projected)),
-        (false, Some(true)) => concat!(event_cte!(wallet_insert!()), answer!(projected)),
-        (true, Some(false)) => concat!(
-            event_cte!(ledger_parts!(), wallet_update!()),
-            answer!(projected)
-        ),
-        (true, Some(true)) => concat!(
-            event_cte!(ledger_parts!(), wallet_insert!()),
-            answer!(projected)
-        ),
+/// The statement appending one event after the first of its batch on an existing stream, or
+/// the first on a new stream (`new_stream`: with the projection row, inserted): with its ledger
+/// row and rollup if it is an energy event. The first event on an existing stream is
+/// [`single_event_sql`]'s statement, which updates the projection row before anything else, so
+/// every writer of a stream takes that row's lock first (ADR 0010: the same order on both
+/// paths, no deadlock between them).
+pub(crate) fn insert_event_sql(energy: bool, new_stream: bool) -> &'static str {
+    match (energy, new_stream) {
+        (false, false) => concat!(event_cte!(), answer!()),
+        (true, false) => concat!(event_cte!(ledger_parts!()), answer!()),
+        (false, true) => concat!(event_cte!(wallet_insert!()), answer!()),
+        (true, true) => concat!(event_cte!(ledger_parts!(), wallet_insert!()), answer!()),
     }
 }
 

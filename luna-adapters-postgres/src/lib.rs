@@ -255,7 +255,7 @@ impl PgStore {
     }
 
     /// Makes the next append fail after its events and projection row are written (one
-    /// statement per event, the last carrying the projection) and before its other records,
+    /// statement per event, the first carrying the projection) and before its other records,
     /// to prove the transaction leaves none of them (tests only).
     #[doc(hidden)]
     pub fn inject_failure_after_event_insert(&self) {
@@ -337,7 +337,9 @@ impl EventStore for PgStore {
             return Err(StoreError::backend(std::io::Error::other("empty append")));
         }
         let now = self.clock.now();
-        if let Some(event) = append::single_statement(&batch) {
+        // An armed test failure needs the transaction path (it fails between statements).
+        let armed = self.fail_after_event_insert.load(Ordering::SeqCst);
+        if let Some(event) = append::single_statement(&batch).filter(|_| !armed) {
             let receipt = append::single(
                 &self.pool,
                 batch.stream.as_str(),

@@ -195,6 +195,63 @@ async fn a_single_statement_append_on_a_moved_projection_writes_nothing() {
     luna_testkit::contract::assert_history_matches_the_fold(&store, &u, &history[..=consume]).await;
 }
 
+/// Two instances (pools) appending to one stream, one-event appends (the single autocommit
+/// statement) beside two-event appends (a transaction): both lock the projection row before
+/// any event, so they never deadlock. With the transaction path's projection write last (the
+/// order before ADR 0010), PostgreSQL detects deadlocks here (40P01, `Busy`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_of_one_stream_on_both_append_paths_do_not_deadlock() {
+    let schema = fresh_schema("lockorder");
+    let clock = Arc::new(FixedClock::default_start());
+    let Some(first) = open("postgres lock order", &schema, clock.clone()).await else {
+        return;
+    };
+    let second = open("postgres lock order", &schema, clock)
+        .await
+        .expect("second pool");
+    let (first, second) = (Arc::new(first), Arc::new(second));
+    let u = unique_user("lockorder");
+    let app = every_kind_history()
+        .into_iter()
+        .find(|e| matches!(e.kind, luna_core::EventKind::AppEvent(_)))
+        .expect("an app event");
+    append_on(&*first, &u, &[], std::slice::from_ref(&app))
+        .await
+        .expect("seed");
+    let (tasks, each) = (8, 20);
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let store = if t % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let (u, app) = (u.clone(), app.clone());
+        handles.push(tokio::spawn(async move {
+            let batch = vec![app.clone(); if t < tasks / 2 { 1 } else { 2 }];
+            let (mut done, mut busy) = (0, 0);
+            while done < each {
+                let v = store.current_version(&u).await.expect("version");
+                let prior = vec![app.clone(); usize::try_from(v).expect("small")];
+                match append_on(&*store, &u, &prior, &batch).await {
+                    Ok(_) => done += 1,
+                    Err(StoreError::Conflict) => {}
+                    Err(StoreError::Busy) => busy += 1,
+                    Err(e) => panic!("append: {e:?}"),
+                }
+            }
+            busy
+        }));
+    }
+    let mut busy = 0;
+    for h in handles {
+        busy += h.await.expect("join");
+    }
+    assert_eq!(busy, 0, "deadlocks between the two append paths");
+    let expected = 1 + (tasks / 2) * each + (tasks / 2) * each * 2;
+    assert_eq!(first.current_version(&u).await.expect("version"), expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_storm_through_two_pools_never_overdraws_and_loses_nothing() {
     let schema = fresh_schema("storm");

@@ -32,6 +32,11 @@ mod wrk;
 
 use stats::Stats;
 
+/// The hub's allocator (luna-server), so the baselines this tool serves — the trivial and the
+/// one-SELECT axum routes — run on the same one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "luna-bench", about = "Luna's load tool")]
 struct Cli {
