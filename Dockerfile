@@ -19,13 +19,9 @@ COPY --from=build /src/target/release/luna /usr/local/bin/luna
 USER luna
 WORKDIR /data
 VOLUME ["/data"]
-# MALLOC_ARENA_MAX=2: glibc's per-thread arenas otherwise grow the resident memory by ~40 MiB
-# over a 10-minute soak (fragmentation, not a leak); with two arenas it stays flat
-# (docs/RELIABILITY.md).
 ENV LUNA_BIND=0.0.0.0:8003 \
     LUNA_DATABASE_URL=sqlite:///data/luna.db \
-    LUNA_LOG_FORMAT=json \
-    MALLOC_ARENA_MAX=2
+    LUNA_LOG_FORMAT=json
 EXPOSE 8003
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8003/health || exit 1

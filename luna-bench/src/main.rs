@@ -141,7 +141,7 @@ enum Command {
         /// Concurrent workers (half satellites with a service key, half people with a token).
         #[arg(long, default_value_t = 16)]
         workers: usize,
-        /// More variables for the hub process, `KEY=VALUE` (e.g. `MALLOC_ARENA_MAX=2`).
+        /// More variables for the hub process, `KEY=VALUE` (e.g. `RUST_LOG=debug`).
         #[arg(long = "hub-env", value_parser = parse_env)]
         hub_env: Vec<(String, String)>,
     },

@@ -355,9 +355,7 @@ pub(crate) async fn run(
 ) -> bool {
     let fake = Arc::new(FakeStripe::start().await);
     let db = Database::fresh(postgres, "soak").await;
-    // As the image runs it (see the Dockerfile); `--hub-env MALLOC_ARENA_MAX=8` to compare.
     let mut env: Vec<(&str, String)> = hub_env(&fake);
-    env.push(("MALLOC_ARENA_MAX", "2".into()));
     env.extend(extra_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
     let hub = LunaProcess::start(luna, &db.url, &env);
     fake.set_webhook_url(&format!("{}/billing/webhook", hub.base));
