@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use luna_app::Hub;
 use luna_app::hash_secret;
 use luna_core::{Catalog, Policy};
-use luna_http::{AppState, HttpConfig, router};
+use luna_http::{AppShared, AppState, HttpConfig, router};
 use luna_ports::{KeyStore, Scope, ServiceKey};
 use luna_testkit::{FixedClock, MemoryStore, SequentialIds};
 use tower::ServiceExt;
@@ -31,7 +31,7 @@ async fn app() -> (axum::Router, Arc<MemoryStore>) {
         Arc::new(Catalog::builtin()),
         Policy::default(),
     );
-    let state = AppState {
+    let state = AppState::new(AppShared {
         hub: Arc::new(hub),
         metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
             .build_recorder()
@@ -49,7 +49,7 @@ async fn app() -> (axum::Router, Arc<MemoryStore>) {
             64,
             std::time::Duration::from_secs(2),
         )),
-    };
+    });
     (router(state), store)
 }
 

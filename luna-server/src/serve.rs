@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use luna_http::{AppState, HttpConfig};
+use luna_http::{AppShared, AppState, HttpConfig};
 use luna_ports::{Scope, Store};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -52,7 +52,7 @@ pub async fn serve(
         shutdown.await;
         let _ = closing_tx.send(true);
     };
-    let state = AppState {
+    let state = AppState::new(AppShared {
         hub,
         metrics: metrics_handle(),
         config: Arc::new(HttpConfig {
@@ -68,7 +68,7 @@ pub async fn serve(
             config.max_in_flight,
             config.admission_wait,
         )),
-    };
+    });
     let app = luna_http::router(state);
     let addr = listener.local_addr()?;
     println!("luna listening on http://{addr}");
