@@ -1,5 +1,7 @@
 //! Accounts, sessions and login counters over PostgreSQL.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use luna_core::{Email, Id, Timestamp, UserId};
 use luna_ports::{Account, AccountStore, Rotation, Session, StoreError, ThrottleStore};
@@ -44,6 +46,40 @@ fn session_row(r: &PgRow) -> Result<Session, StoreError> {
         user_agent: r.try_get("user_agent").map_err(map_err)?,
         address: r.try_get("address").map_err(map_err)?,
     })
+}
+
+/// The sessions of a batch of `"{user} {session id}"` keys, in one statement, by key.
+async fn session_rows(
+    pool: &sqlx::PgPool,
+    keys: Vec<String>,
+) -> Result<HashMap<String, Session>, StoreError> {
+    let (mut users, mut ids) = (
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+    );
+    for key in &keys {
+        let (user, id) = key
+            .split_once(' ')
+            .ok_or_else(|| StoreError::backend(std::io::Error::other("a session key")))?;
+        users.push(user);
+        ids.push(id);
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {SESSION_COLUMNS} FROM auth_session WHERE (stream_id, session_id) IN \
+         (SELECT * FROM unnest($1::text[], $2::text[]))"
+    ))
+    .bind(&users)
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            let user: String = r.try_get("stream_id").map_err(map_err)?;
+            let id: String = r.try_get("session_id").map_err(map_err)?;
+            Ok((format!("{user} {id}"), session_row(r)?))
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -119,17 +155,12 @@ impl AccountStore for PgStore {
     }
 
     async fn session(&self, user: &UserId, id: Id) -> Result<Option<Session>, StoreError> {
-        sqlx::query(&format!(
-            "SELECT {SESSION_COLUMNS} FROM auth_session WHERE stream_id = $1 AND session_id = $2"
-        ))
-        .bind(user.as_str())
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(session_row)
-        .transpose()
+        // Every request with a user token reads its session: coalesced under load like the
+        // projection reads (ADR 0010); a user id has no space, so the key splits back.
+        let key = format!("{} {id}", user.as_str());
+        self.session_reads
+            .read(&key, |keys| session_rows(&self.pool, keys))
+            .await
     }
 
     async fn sessions(&self, user: &UserId) -> Result<Vec<Session>, StoreError> {

@@ -108,6 +108,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Projection reads without entities (checks, consumes), coalesced under load.
     projections: coalesce::Coalescer<(i64, String)>,
+    /// Session reads (every request with a user token), coalesced the same way.
+    session_reads: coalesce::Coalescer<luna_ports::Session>,
     clock: Arc<dyn Clock>,
     fail_after_event_insert: AtomicBool,
 }
@@ -244,6 +246,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             projections: coalesce::Coalescer::new(),
+            session_reads: coalesce::Coalescer::new(),
             clock,
             fail_after_event_insert: AtomicBool::new(false),
         })

@@ -252,6 +252,68 @@ async fn writers_of_one_stream_on_both_append_paths_do_not_deadlock() {
     assert_eq!(first.current_version(&u).await.expect("version"), expected);
 }
 
+/// Reads at once go through the coalescers in shared batches: each answer must be its own
+/// row — projection and session — as read alone (a dispatch mixing up rows fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_through_the_coalescers_each_get_their_own_row() {
+    use luna_core::{Id, Timestamp};
+    use luna_ports::{AccountStore, Session};
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let history = every_kind_history();
+    let mut users = Vec::new();
+    for i in 0..40_usize {
+        let u = unique_user(&format!("coalesce{i}"));
+        if i % 8 != 7 {
+            append_on(&*store, &u, &[], &history[..=i % 10])
+                .await
+                .expect("append");
+            let session = Session {
+                user: u.clone(),
+                id: Id::from_u128(1000 + i as u128),
+                refresh_hash: format!("hash{i}"),
+                created_at: Timestamp::from_millis(1),
+                last_seen: Timestamp::from_millis(1),
+                expires_at: Timestamp::from_millis(i64::try_from(i).expect("small") + 10),
+                revoked_at: None,
+                user_agent: None,
+                address: "127.0.0.1".into(),
+            };
+            store.create_session(&session).await.expect("session");
+        }
+        let alone = store.load(&u, &[]).await.expect("load");
+        let session = store
+            .session(&u, Id::from_u128(1000 + i as u128))
+            .await
+            .expect("session");
+        assert_eq!(session.is_some(), i % 8 != 7);
+        users.push((u, i, alone, session));
+    }
+    let users = Arc::new(users);
+    let mut handles = Vec::new();
+    for n in 0..400_usize {
+        let (store, users) = (store.clone(), users.clone());
+        handles.push(tokio::spawn(async move {
+            let (u, i, alone, session) = &users[(n * 7) % users.len()];
+            let loaded = store.load(u, &[]).await.expect("load");
+            assert_eq!(
+                (loaded.version, &loaded.summary),
+                (alone.version, &alone.summary)
+            );
+            let read = store
+                .session(u, Id::from_u128(1000 + *i as u128))
+                .await
+                .expect("session");
+            assert_eq!(&read, session);
+        }));
+    }
+    for h in handles {
+        h.await.expect("each read answered its own row");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_storm_through_two_pools_never_overdraws_and_loses_nothing() {
     let schema = fresh_schema("storm");
