@@ -104,7 +104,7 @@ async fn measure(
     what: &str,
     pid: u32,
     url: String,
-    bearer: Option<String>,
+    bearers: Vec<String>,
     body: &'static str,
     plan: &Plan<'_>,
     connections: usize,
@@ -114,7 +114,7 @@ async fn measure(
         let before = Snapshot::take(pid);
         let run = wrk::run(&wrk::Load {
             url: &url,
-            bearer: bearer.as_deref(),
+            bearers: &bearers,
             body,
             users,
             connections,
@@ -142,21 +142,33 @@ async fn measure(
 const CHECK: &str = r#"{"user_id": "{user}"}"#;
 const CONSUME: &str = r#"{"user_id": "{user}", "action_name": "conseil_rapide"}"#;
 
-/// A user's access token (registers a person).
-async fn user_token(base: &str) -> String {
-    let reg: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/auth/register"))
-        .json(
-            &json!({"email": format!("bench-{}@example.com", std::process::id()),
-                      "password": "bench password 42"}),
-        )
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("tokens");
-    reg["access_token"].as_str().expect("a token").to_owned()
+/// People signed in for the user-token check: its requests spread over them (one person's
+/// commands run one at a time in an instance, so a single token would measure that queue).
+const PEOPLE: usize = 16;
+
+/// The email of the `i`th person the run registers.
+fn person_email(i: usize) -> String {
+    format!("bench-{}-{i}@example.com", std::process::id())
+}
+
+/// Access tokens of `n` people (registers them).
+async fn user_tokens(base: &str, n: usize) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut tokens = Vec::with_capacity(n);
+    for i in 0..n {
+        let reg: serde_json::Value = client
+            .post(format!("{base}/auth/register"))
+            .json(&json!({"email": person_email(i),
+                          "password": "bench password 42"}))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("tokens");
+        tokens.push(reg["access_token"].as_str().expect("a token").to_owned());
+    }
+    tokens
 }
 
 /// Opens every account with a large balance (not timed).
@@ -236,7 +248,7 @@ pub(crate) async fn run(plan: &Plan<'_>) {
         plan.seconds, plan.users
     );
     grant_all(&hub.base, &hub.key, plan.users).await;
-    let token = user_token(&hub.base).await;
+    let tokens = user_tokens(&hub.base, PEOPLE).await;
     let baselines = start_baselines(&db.url).await;
     let me = std::process::id();
     let c = plan.connections;
@@ -248,7 +260,7 @@ pub(crate) async fn run(plan: &Plan<'_>) {
         "trivial axum route",
         me,
         format!("{baselines}/trivial"),
-        None,
+        Vec::new(),
         CHECK,
         plan,
         c,
@@ -258,7 +270,7 @@ pub(crate) async fn run(plan: &Plan<'_>) {
         "axum route, one prepared SELECT of the projection",
         me,
         format!("{baselines}/select"),
-        None,
+        Vec::new(),
         CHECK,
         plan,
         c,
@@ -268,17 +280,17 @@ pub(crate) async fn run(plan: &Plan<'_>) {
         "luna check (service key)",
         hub.pid(),
         format!("{}/luna/energy/check", hub.base),
-        Some(hub.key.clone()),
+        vec![hub.key.clone()],
         CHECK,
         plan,
         c,
     )
     .await;
     let (user_check, _) = measure(
-        "luna check (user token)",
+        "luna check (user tokens, 16 people)",
         hub.pid(),
         format!("{}/luna/energy/check", hub.base),
-        Some(token),
+        tokens,
         "{}",
         plan,
         c,
@@ -292,7 +304,7 @@ pub(crate) async fn run(plan: &Plan<'_>) {
             "luna consume",
             hub.pid(),
             format!("{}/luna/energy/consume", hub.base),
-            Some(hub.key.clone()),
+            vec![hub.key.clone()],
             CONSUME,
             plan,
             conns,
@@ -398,10 +410,7 @@ pub(crate) async fn run(plan: &Plan<'_>) {
 /// Sequential logins (their cost is Argon2id's, by design).
 async fn logins(base: &str) -> crate::stats::Stats {
     let client = reqwest::Client::new();
-    let (email, password) = (
-        format!("bench-{}@example.com", std::process::id()),
-        "bench password 42",
-    );
+    let (email, password) = (person_email(0), "bench password 42");
     let start = std::time::Instant::now();
     let mut lat = Vec::new();
     for _ in 0..20 {

@@ -33,10 +33,11 @@ impl Run {
     }
 }
 
-/// The request bodies: `{user}` becomes a user id `bench-<n>` (n below `users`).
+/// The request bodies: `{user}` becomes a user id `bench-<n>` (n below `users`); each request
+/// carries one of the bearer tokens, picked at random (none: no `Authorization`).
 pub(crate) struct Load<'a> {
     pub(crate) url: &'a str,
-    pub(crate) bearer: Option<&'a str>,
+    pub(crate) bearers: &'a [String],
     /// The JSON body, with `{user}` where the user id goes (or none).
     pub(crate) body: &'a str,
     pub(crate) users: usize,
@@ -45,15 +46,19 @@ pub(crate) struct Load<'a> {
 }
 
 fn script(load: &Load<'_>) -> String {
-    let auth = load.bearer.map_or(String::new(), |k| {
-        format!("wrk.headers[\"Authorization\"] = \"Bearer {k}\"\n")
-    });
+    // Tokens are URL-safe base64 and dots, service keys `luna_sk_…`: no quote to escape.
+    let tokens = load
+        .bearers
+        .iter()
+        .map(|t| format!("\"Bearer {t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     // Lua's long brackets keep the JSON literal; `%d` takes the user number.
     let body = load.body.replace("{user}", "bench-%d");
     format!(
         "wrk.method = \"POST\"\n\
          wrk.headers[\"Content-Type\"] = \"application/json\"\n\
-         {auth}\
+         local tokens = {{ {tokens} }}\n\
          local users = {users}\n\
          local threads = 0\n\
          setup = function(thread)\n\
@@ -67,7 +72,11 @@ fn script(load: &Load<'_>) -> String {
              seeded = true\n\
            end\n\
            local u = math.random(0, users - 1)\n\
-           return wrk.format(nil, nil, nil, string.format([[{body}]], u))\n\
+           local headers = {{ [\"Content-Type\"] = \"application/json\" }}\n\
+           if #tokens > 0 then\n\
+             headers[\"Authorization\"] = tokens[math.random(#tokens)]\n\
+           end\n\
+           return wrk.format(nil, nil, headers, string.format([[{body}]], u))\n\
          end\n\
          done = function(s, latency, requests)\n\
            local e = s.errors\n\
