@@ -1,5 +1,6 @@
 //! The append's statements: each event with its derived rows in one statement, the batch's
-//! last carrying the projection row. An append that is one event on an existing stream and
+//! first carrying the projection row (on an existing stream, updated before the event is
+//! inserted, so every writer locks the projection row first). An append that is one event on an existing stream and
 //! nothing else (every consume without an idempotency key, every app event) is one statement
 //! in autocommit — no `BEGIN`, no `COMMIT`: two round trips of four (ADR 0010); any other runs
 //! in a transaction.

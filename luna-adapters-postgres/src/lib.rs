@@ -1,11 +1,14 @@
 //! Luna's production store: every storage port over PostgreSQL.
 //!
 //! An append writes its events, the stream's summary row and the idempotency record in one
-//! transaction. Two writers of one stream collide on the `(stream_id, version)` unique key (the
-//! second waits for the first, then fails with SQLSTATE 23505): that is the optimistic
-//! `Conflict`, detected by code. Every statement touches one stream, so a store sharded by
-//! `stream_id` keeps each transaction on one shard. The `event` table refuses UPDATE, DELETE
-//! and TRUNCATE (triggers).
+//! transaction — or, when it is one event and nothing else, in one autocommit statement (ADR
+//! 0010). Every append first updates the stream's projection row where its version is the
+//! expected one: a second writer of the stream waits for the first, then finds the version
+//! moved and writes nothing — the optimistic `Conflict` (a duplicate `(stream_id, version)`,
+//! SQLSTATE 23505, is one too). Every write touches one stream, so a store sharded by
+//! `stream_id` keeps each transaction on one shard; coalesced reads (`coalesce.rs`) may read
+//! several streams in one statement. The `event` table refuses UPDATE, DELETE and TRUNCATE
+//! (triggers).
 
 mod accounts;
 mod append;
