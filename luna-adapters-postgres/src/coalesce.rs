@@ -251,25 +251,41 @@ mod tests {
         lock(&c.queue).waiting.len()
     }
 
-    fn spawn_read(
+    fn spawn_read(c: &Arc<Coalescer<String>>, fake: &Arc<Fake>, stream: &str) -> Handle {
+        let (c, fake, stream) = (c.clone(), fake.clone(), stream.to_owned());
+        tokio::spawn(async move { c.read(&stream, |s| fake.run(s)).await })
+    }
+
+    type Handle = tokio::task::JoinHandle<Result<Option<String>, StoreError>>;
+
+    /// A coalescer whose every slot is taken by a read held at the fake's gate.
+    async fn busy_slots() -> (Arc<Coalescer<String>>, Arc<Fake>, Vec<Handle>) {
+        let c = Arc::new(Coalescer::new());
+        let fake = Fake::new();
+        let leaders = (0..IN_FLIGHT)
+            .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
+            .collect();
+        until("every slot busy", || started(&fake) == IN_FLIGHT).await;
+        (c, fake, leaders)
+    }
+
+    /// Starts a read of `stream` and waits until it is the `nth` waiting.
+    async fn queue(
         c: &Arc<Coalescer<String>>,
         fake: &Arc<Fake>,
         stream: &str,
-    ) -> tokio::task::JoinHandle<Result<Option<String>, StoreError>> {
-        let (c, fake, stream) = (c.clone(), fake.clone(), stream.to_owned());
-        tokio::spawn(async move { c.read(&stream, |s| fake.run(s)).await })
+        nth: usize,
+    ) -> Handle {
+        let read = spawn_read(c, fake, stream);
+        until(stream, || waiting(c) == nth).await;
+        read
     }
 
     /// Reads arriving while every slot is busy wait and go together, each answered its own
     /// row (a dispatch that answered the leader's row, or dropped one, fails).
     #[tokio::test]
     async fn reads_behind_busy_slots_share_one_batch_and_each_gets_its_own_row() {
-        let c = Arc::new(Coalescer::new());
-        let fake = Fake::new();
-        let leaders: Vec<_> = (0..IN_FLIGHT)
-            .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
-            .collect();
-        until("every slot busy", || started(&fake) == IN_FLIGHT).await;
+        let (c, fake, leaders) = busy_slots().await;
         let queued: Vec<_> = ["ab", "cd", "none", "ab"]
             .iter()
             .map(|s| spawn_read(&c, &fake, s))
@@ -310,9 +326,7 @@ mod tests {
         assert_eq!(last, &["ab", "cd", "none"], "every waiting stream, once");
     }
 
-    async fn answers(
-        handles: Vec<tokio::task::JoinHandle<Result<Option<String>, StoreError>>>,
-    ) -> Vec<Option<String>> {
+    async fn answers(handles: Vec<Handle>) -> Vec<Option<String>> {
         let mut rows = Vec::new();
         for h in handles {
             rows.push(h.await.expect("join").expect("read"));
@@ -324,16 +338,9 @@ mod tests {
     /// slot passes on (without the guard that read would wait forever).
     #[tokio::test]
     async fn a_leader_dropped_mid_read_leaves_no_read_waiting() {
-        let c = Arc::new(Coalescer::new());
-        let fake = Fake::new();
-        let leaders: Vec<_> = (0..IN_FLIGHT)
-            .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
-            .collect();
-        until("every slot busy", || started(&fake) == IN_FLIGHT).await;
-        let dropped = spawn_read(&c, &fake, "xy");
-        until("xy waiting", || waiting(&c) == 1).await;
-        let held = spawn_read(&c, &fake, "zw");
-        until("zw waiting", || waiting(&c) == 2).await;
+        let (c, fake, leaders) = busy_slots().await;
+        let dropped = queue(&c, &fake, "xy", 1).await;
+        let held = queue(&c, &fake, "zw", 2).await;
         // One batch ends; "xy" leads the next, holding "zw", and is dropped mid-read.
         fake.gate.add_permits(1);
         until("xy's batch", || started(&fake) == IN_FLIGHT + 1).await;
@@ -352,16 +359,9 @@ mod tests {
     /// A waiting read dropped before its turn: the slot skips it.
     #[tokio::test]
     async fn a_waiting_read_dropped_is_skipped() {
-        let c = Arc::new(Coalescer::new());
-        let fake = Fake::new();
-        let leaders: Vec<_> = (0..IN_FLIGHT)
-            .map(|i| spawn_read(&c, &fake, &format!("lead{i}")))
-            .collect();
-        until("every slot busy", || started(&fake) == IN_FLIGHT).await;
-        let gone = spawn_read(&c, &fake, "gone");
-        until("gone waiting", || waiting(&c) == 1).await;
-        let kept = spawn_read(&c, &fake, "kept");
-        until("kept waiting", || waiting(&c) == 2).await;
+        let (c, fake, leaders) = busy_slots().await;
+        let gone = queue(&c, &fake, "gone", 1).await;
+        let kept = queue(&c, &fake, "kept", 2).await;
         gone.abort();
         assert!(gone.await.expect_err("aborted").is_cancelled());
         fake.gate.add_permits(100);
