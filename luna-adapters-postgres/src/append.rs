@@ -1,9 +1,9 @@
 //! The append's statements: each event with its derived rows in one statement, the batch's
 //! first carrying the projection row (on an existing stream, updated before the event is
-//! inserted, so every writer locks the projection row first). An append that is one event on an existing stream and
-//! nothing else (every consume without an idempotency key, every app event) is one statement
-//! in autocommit — no `BEGIN`, no `COMMIT`: two round trips of four (ADR 0010); any other runs
-//! in a transaction.
+//! inserted, so every writer locks the projection row first). An append that is one event on
+//! an existing stream and nothing else (every consume without an idempotency key, every app
+//! event) is that one statement in autocommit — no `BEGIN`, no `COMMIT`: two round trips of
+//! four (ADR 0010); any other runs in a transaction.
 
 use luna_codec::{LedgerRow, NewEventRow, encode_new, encode_summary};
 use luna_core::{Summary, Timestamp};
@@ -76,27 +76,50 @@ fn bind_projection<'q>(
         .bind(i64_of(expected_version)?))
 }
 
-/// Appends a [single-statement](single_statement) batch's event in autocommit: the statement is
-/// its own transaction. No row answered: the projection moved on, the optimistic `Conflict`
-/// (nothing was written).
-pub(crate) async fn single(
-    pool: &PgPool,
+/// Inserts the `index`th event of an append (its derived rows in the same statement) and
+/// answers its receipt. `projection` — the new version and summary — goes with the first
+/// event: inserted with it on a new stream; on an existing stream updated *before* it, where
+/// the version is still the expected one (ADR 0010: every writer locks the projection row
+/// first). No row answered: the projection moved on, the optimistic `Conflict` (nothing of the
+/// statement was written).
+async fn insert_one<'e>(
+    executor: impl sqlx::Executor<'e, Database = Postgres>,
     stream: &str,
     expected_version: u64,
+    index: usize,
     e: &NewEvent,
-    summary: &Summary,
+    projection: Option<(u64, &Summary)>,
     now: Timestamp,
 ) -> Result<Receipt, StoreError> {
     let row = encode_new(e);
     let ledger = LedgerRow::of_new(&e.event, row.balance_after).map_err(StoreError::backend)?;
-    let version = expected_version + 1;
-    let sql = history::single_event_sql(ledger.is_some());
-    let query = bind_event(stream, version, &row, ledger.as_ref(), now, true, sql)?;
-    let query = bind_projection(query, expected_version, version, summary)?;
-    let answered = query.fetch_optional(pool).await.map_err(map_err)?;
-    let Some(answered) = answered else {
-        return Err(StoreError::Conflict);
+    let energy = ledger.is_some();
+    let sql = match (projection, expected_version) {
+        (Some(_), 0) => history::insert_event_sql(energy, true),
+        (Some(_), _) => history::single_event_sql(energy),
+        (None, _) => history::insert_event_sql(energy, false),
     };
+    let version = expected_version + 1 + index as u64;
+    let query = bind_event(
+        stream,
+        version,
+        &row,
+        ledger.as_ref(),
+        now,
+        projection.is_some(),
+        sql,
+    )?;
+    let query = match projection {
+        Some((new_version, summary)) => {
+            bind_projection(query, expected_version, new_version, summary)?
+        }
+        None => query,
+    };
+    let answered = query
+        .fetch_optional(executor)
+        .await
+        .map_err(map_err)?
+        .ok_or(StoreError::Conflict)?;
     let position: i64 = answered.try_get("position").map_err(map_err)?;
     Ok(Receipt {
         event_id: e.event_id,
@@ -106,11 +129,23 @@ pub(crate) async fn single(
     })
 }
 
+/// Appends a [single-statement](single_statement) batch's event in autocommit: the statement is
+/// its own transaction.
+pub(crate) async fn single(
+    pool: &PgPool,
+    stream: &str,
+    expected_version: u64,
+    e: &NewEvent,
+    summary: &Summary,
+    now: Timestamp,
+) -> Result<Receipt, StoreError> {
+    let projection = Some((expected_version + 1, summary));
+    insert_one(pool, stream, expected_version, 0, e, projection, now).await
+}
+
 /// Inserts a batch's events (a duplicate version, or a projection row that moved on, is the
 /// optimistic `Conflict`) and the keyed lookups of the entities clients name without their
-/// user, in the caller's transaction. The first event's statement also writes the projection
-/// row — on an existing stream before the event, as a one-event append does (ADR 0010) — so
-/// every writer of a stream locks its projection row first.
+/// user, in the caller's transaction; the first event's statement writes the projection row.
 pub(crate) async fn insert_events(
     tx: &mut Transaction<'_, Postgres>,
     stream: &str,
@@ -119,38 +154,12 @@ pub(crate) async fn insert_events(
     summary: &Summary,
     now: Timestamp,
 ) -> Result<Vec<Receipt>, StoreError> {
-    let mut receipts = Vec::with_capacity(events.len());
     let new_version = expected_version + events.len() as u64;
+    let mut receipts = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
-        let row = encode_new(e);
-        let version = expected_version + 1 + i as u64;
-        let ledger = LedgerRow::of_new(&e.event, row.balance_after).map_err(StoreError::backend)?;
-        let energy = ledger.is_some();
-        let first = i == 0;
-        let sql = match (first, expected_version) {
-            (true, 0) => history::insert_event_sql(energy, true),
-            (true, _) => history::single_event_sql(energy),
-            (false, _) => history::insert_event_sql(energy, false),
-        };
-        let query = bind_event(stream, version, &row, ledger.as_ref(), now, first, sql)?;
-        let query = if first {
-            bind_projection(query, expected_version, new_version, summary)?
-        } else {
-            query
-        };
-        // No row: the projection row moved on (nothing of this statement was written).
-        let answered = query
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::Conflict)?;
-        let position: i64 = answered.try_get("position").map_err(map_err)?;
-        receipts.push(Receipt {
-            event_id: e.event_id,
-            version,
-            position: u64_of(position)?,
-            recorded_at: now,
-        });
+        let projection = (i == 0).then_some((new_version, summary));
+        receipts
+            .push(insert_one(&mut **tx, stream, expected_version, i, e, projection, now).await?);
     }
     for entity in events
         .iter()

@@ -15,15 +15,32 @@ use sqlx::{PgPool, Postgres, Row};
 
 use crate::{EVENT_COLUMNS, event_row, i64_of, map_err, u64_of};
 
+/// The event's columns, in the order of its values `$1`–`$12`.
+macro_rules! event_columns {
+    () => {
+        "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, \
+         payload, metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) "
+    };
+}
+
+/// A count row meeting its (stream, type) adds one.
+macro_rules! count_conflict {
+    () => {
+        " ON CONFLICT (stream_id, event_type) DO UPDATE SET n = event_count.n + 1"
+    };
+}
+
 /// Inserts an event (`$1`–`$12`) and counts it under its type, then the parts given.
 macro_rules! event_cte {
     ($($more:tt)*) => {
         concat!(
-            "WITH e AS (INSERT INTO event (event_id, stream_id, version, event_type, schema_version, \
-             entity, payload, metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
-             VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12) RETURNING position), \
-             c AS (INSERT INTO event_count (stream_id, event_type, n) VALUES ($2, $4, 1) \
-             ON CONFLICT (stream_id, event_type) DO UPDATE SET n = event_count.n + 1)",
+            "WITH e AS (",
+            event_columns!(),
+            "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12) \
+             RETURNING position), c AS (INSERT INTO event_count (stream_id, event_type, n) \
+             VALUES ($2, $4, 1)",
+            count_conflict!(),
+            ")",
             $($more)*
         )
     };
@@ -138,13 +155,13 @@ macro_rules! single_event {
         concat!(
             "WITH w AS (UPDATE wallet SET version = $23::bigint, balance = $24::bigint, \
              summary = $25::json, updated_at_ms = $10::bigint \
-             WHERE stream_id = $2::text AND version = $26::bigint RETURNING 1), \
-             e AS (INSERT INTO event (event_id, stream_id, version, event_type, schema_version, \
-             entity, payload, metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
-             SELECT $1::uuid, $2::text, $3::bigint, $4::text, $5::integer, $6::text, $7::json, \
+             WHERE stream_id = $2::text AND version = $26::bigint RETURNING 1), e AS (",
+            event_columns!(),
+            "SELECT $1::uuid, $2::text, $3::bigint, $4::text, $5::integer, $6::text, $7::json, \
              $8::json, $9::bigint, $10::bigint, $11::bigint, $12::bigint FROM w RETURNING position), \
-             c AS (INSERT INTO event_count (stream_id, event_type, n) SELECT $2::text, $4::text, 1 FROM e \
-             ON CONFLICT (stream_id, event_type) DO UPDATE SET n = event_count.n + 1)",
+             c AS (INSERT INTO event_count (stream_id, event_type, n) SELECT $2::text, $4::text, 1 FROM e",
+            count_conflict!(),
+            ")",
             $($more)*
             " SELECT position FROM e"
         )

@@ -164,6 +164,20 @@ pub(crate) fn event_row(r: &PgRow) -> Result<RecordedEvent, StoreError> {
     decode_row(&row).map_err(StoreError::backend)
 }
 
+/// A stream's projection row as loaded (never from a cache here).
+fn loaded(
+    version: i64,
+    summary: &str,
+    entity_events: Vec<RecordedEvent>,
+) -> Result<LoadedWallet, StoreError> {
+    Ok(LoadedWallet {
+        version: u64_of(version)?,
+        summary: decode_summary(summary).map_err(StoreError::backend)?,
+        entity_events,
+        cached: false,
+    })
+}
+
 /// The projection rows (version, summary) of a batch of streams, in one statement.
 async fn projection_rows(
     pool: &PgPool,
@@ -387,12 +401,7 @@ impl EventStore for PgStore {
                 .await?;
             return match row {
                 None => Ok(LoadedWallet::default()),
-                Some((version, summary)) => Ok(LoadedWallet {
-                    version: u64_of(version)?,
-                    summary: decode_summary(&summary).map_err(StoreError::backend)?,
-                    entity_events: Vec::new(),
-                    cached: false,
-                }),
+                Some((version, summary)) => loaded(version, &summary, Vec::new()),
             };
         }
         // One statement, so the projection row and the entity events come from one snapshot.
@@ -415,12 +424,7 @@ impl EventStore for PgStore {
                 entity_events.push(event_row(r)?);
             }
         }
-        Ok(LoadedWallet {
-            version: u64_of(version)?,
-            summary: decode_summary(&summary).map_err(StoreError::backend)?,
-            entity_events,
-            cached: false,
-        })
+        loaded(version, &summary, entity_events)
     }
 
     async fn current_version(&self, stream: &UserId) -> Result<u64, StoreError> {
