@@ -1,7 +1,7 @@
-//! The derived history data written with each append (ledger rows, daily usage rollups,
-//! event counts per type), its reads, and its one-time build for events stored before it
-//! existed (issue 9). An event and all its derived rows are one statement (data-modifying
-//! `WITH`), so keeping them costs no round trip.
+//! The derived history data written with each append (ledger rows, usage rollups per day and
+//! per span, event counts per type), its reads, and its one-time build for events stored
+//! before it existed (issue 9). An event and all its derived rows are one statement
+//! (data-modifying `WITH`), so keeping them costs no round trip.
 
 use std::sync::LazyLock;
 
@@ -101,7 +101,50 @@ macro_rules! rollup_insert {
     };
 }
 
-/// The ledger row and its rollup of the event `e`.
+/// The span of the ledger row's day `$22`: [`luna_ports::usage_span`], the floor of day / 32
+/// (`%` truncates toward zero).
+macro_rules! span_of_day {
+    () => {
+        "(($22::bigint - (($22::bigint % 32) + 32) % 32) / 32)"
+    };
+}
+const _: () = assert!(
+    luna_ports::USAGE_SPAN_DAYS == 32,
+    "span_of_day! divides by 32"
+);
+
+/// The span rollup's columns.
+macro_rules! span_columns {
+    () => {
+        "INSERT INTO usage_span (stream_id, span, kind, action, app, row_count, energy, \
+         unlimited, notional) "
+    };
+}
+
+/// A span rollup row meeting its span's cell adds to it.
+macro_rules! span_conflict {
+    () => {
+        " ON CONFLICT (stream_id, span, kind, action, app) DO UPDATE SET \
+         row_count = usage_span.row_count + 1, energy = usage_span.energy + excluded.energy, \
+         unlimited = usage_span.unlimited + excluded.unlimited, \
+         notional = usage_span.notional + excluded.notional"
+    };
+}
+
+/// The ledger row's span rollup.
+macro_rules! span_insert {
+    () => {
+        concat!(
+            span_columns!(),
+            "VALUES ($2, ",
+            span_of_day!(),
+            ", $13, $18, $19, 1, $14, $20, $21)",
+            span_conflict!()
+        )
+    };
+}
+
+/// The ledger row and its rollups of the event `e`.
 macro_rules! ledger_parts {
     () => {
         concat!(
@@ -109,6 +152,8 @@ macro_rules! ledger_parts {
             ledger_insert!("(SELECT position FROM e)"),
             "), u AS (",
             rollup_insert!("(SELECT position FROM e)"),
+            "), s AS (",
+            span_insert!(),
             ")"
         )
     };
@@ -169,7 +214,7 @@ macro_rules! single_event {
 }
 
 /// The statement of an append that is one event on an existing stream and nothing else, with
-/// its ledger row and rollup if it is an energy event (see [`single_event`]).
+/// its ledger row and rollups if it is an energy event (see [`single_event`]).
 pub(crate) fn single_event_sql(energy: bool) -> &'static str {
     if energy {
         single_event!(
@@ -181,6 +226,12 @@ pub(crate) fn single_event_sql(energy: bool) -> &'static str {
             "SELECT $2::text, $22::bigint, $13::text, $18::text, $19::text, 1, $14::bigint, \
              $20::bigint, $21::bigint, position, position FROM e",
             rollup_conflict!(),
+            "), s AS (",
+            span_columns!(),
+            "SELECT $2::text, ",
+            span_of_day!(),
+            ", $13::text, $18::text, $19::text, 1, $14::bigint, $20::bigint, $21::bigint FROM e",
+            span_conflict!(),
             ")",
         )
     } else {
@@ -188,12 +239,14 @@ pub(crate) fn single_event_sql(energy: bool) -> &'static str {
     }
 }
 
-/// A ledger row and its rollup for an event already stored (`$1`: its position).
+/// A ledger row and its rollups for an event already stored (`$1`: its position).
 const INSERT_LEDGER: &str = concat!(
     "WITH l AS (",
     ledger_insert!("$1"),
+    "), u AS (",
+    rollup_insert!("$1"),
     ") ",
-    rollup_insert!("$1")
+    span_insert!()
 );
 
 /// Binds a ledger row's columns as `$13`–`$22` after the statement's first twelve.
@@ -380,8 +433,10 @@ async fn edge_cells(
     Ok(cells)
 }
 
-/// The range's usage as analytics reads it: the whole days' rollups summed per key and per day
-/// by the database in one statement (O(keys + days) rows), plus the partial days' cells.
+/// The range's usage as analytics reads it, summed by the database in one statement: the
+/// totals per key from the whole spans' rollups and the loose days' daily rollups (O(keys ×
+/// (range / span + 2)) cells), the consumed energy per day from the daily rollups (O(days),
+/// as two arrays: a row costs more than its values), plus the partial days' cells.
 pub(crate) async fn usage_totals(
     pool: &PgPool,
     stream: &UserId,
@@ -392,31 +447,56 @@ pub(crate) async fn usage_totals(
     let (mut keys, mut daily) = (Vec::new(), Vec::new());
     if let Some((first, end)) = split.days {
         // One statement, so the totals and the days come from one snapshot (a consume
-        // committed in between would make them disagree).
+        // committed in between would make them disagree). An absent part binds an empty range.
+        let (first_span, end_span) = split.spans.map_or((Some(0), Some(0)), |s| s);
+        let loose = |i: usize| split.loose_days.get(i).copied().unwrap_or((0, 0));
         let rows = sqlx::query(
-            "SELECT 0 AS part, 0::bigint AS day, kind, action, app, SUM(row_count)::bigint AS row_count, \
+            "SELECT 0 AS part, kind, action, app, SUM(row_count)::bigint AS row_count, \
              SUM(energy)::bigint AS energy, SUM(unlimited)::bigint AS unlimited, \
-             SUM(notional)::bigint AS notional FROM usage_daily \
-             WHERE stream_id = $1 AND day >= $2 AND day < $3 GROUP BY kind, action, app \
-             UNION ALL SELECT 1, day, kind, '', '', 0::bigint, SUM(energy)::bigint, 0::bigint, 0::bigint \
-             FROM usage_daily WHERE stream_id = $1 AND day >= $2 AND day < $3 AND kind = $4 \
-             GROUP BY day, kind",
+             SUM(notional)::bigint AS notional, NULL::bigint[] AS days, \
+             NULL::bigint[] AS energies FROM ( \
+             SELECT kind, action, app, row_count, energy, unlimited, notional FROM usage_span \
+             WHERE stream_id = $1 AND span >= $5 AND span < $6 \
+             UNION ALL SELECT kind, action, app, row_count, energy, unlimited, notional \
+             FROM usage_daily WHERE stream_id = $1 AND day >= $7 AND day < $8 \
+             UNION ALL SELECT kind, action, app, row_count, energy, unlimited, notional \
+             FROM usage_daily WHERE stream_id = $1 AND day >= $9 AND day < $10) k \
+             GROUP BY kind, action, app \
+             UNION ALL SELECT 1, '', '', '', 0, 0, 0, 0, \
+             COALESCE(array_agg(day ORDER BY day), '{}'), \
+             COALESCE(array_agg(energy ORDER BY day), '{}') FROM (SELECT day, \
+             SUM(energy)::bigint AS energy FROM usage_daily WHERE stream_id = $1 AND day >= $2 \
+             AND day < $3 AND kind = $4 GROUP BY day) d",
         )
         .bind(stream.as_str())
         .bind(first.unwrap_or(i64::MIN))
         .bind(end.unwrap_or(i64::MAX))
         .bind(TxKind::Consume.as_str())
+        .bind(first_span.unwrap_or(i64::MIN))
+        .bind(end_span.unwrap_or(i64::MAX))
+        .bind(loose(0).0)
+        .bind(loose(0).1)
+        .bind(loose(1).0)
+        .bind(loose(1).1)
         .fetch_all(pool)
         .await
         .map_err(map_err)?;
-        // Part 0: a key's totals (day 0); part 1: a day's consumed energy (a consume cell).
+        // Part 0: a key's totals (day 0); part 1: the days and their consumed energy.
         for r in &rows {
             let part: i32 = r.try_get("part").map_err(map_err)?;
-            let c = cell(r, r.try_get("day").map_err(map_err)?, "row_count")?;
             if part == 0 {
-                keys.push(c);
+                keys.push(cell(r, 0, "row_count")?);
             } else {
-                daily.push((c.day, c.energy));
+                let days: Vec<i64> = r.try_get("days").map_err(map_err)?;
+                let energies: Vec<i64> = r.try_get("energies").map_err(map_err)?;
+                if days.len() != energies.len() {
+                    return Err(StoreError::Backend(
+                        "the days and their energies differ in number".into(),
+                    ));
+                }
+                for (day, energy) in days.into_iter().zip(energies) {
+                    daily.push((day, u64_of(energy)?));
+                }
             }
         }
     }

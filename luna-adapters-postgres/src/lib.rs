@@ -67,6 +67,7 @@ pub const TABLES: &[(&str, Distribution)] = &[
     ("unmatched_payment", Distribution::Directory("payment_ref")),
     ("ledger", Distribution::Stream("stream_id")),
     ("usage_daily", Distribution::Stream("stream_id")),
+    ("usage_span", Distribution::Stream("stream_id")),
     ("event_count", Distribution::Stream("stream_id")),
     ("history_backfill", Distribution::Reference),
 ];

@@ -9,7 +9,7 @@ use luna_adapters_postgres::{POOL_SIZE, PgStore};
 use luna_app::Hub;
 use luna_core::{Catalog, Policy};
 use luna_ports::{EventStore, StoreError};
-use luna_testkit::contract::{append_on, every_kind_history, unique_user};
+use luna_testkit::contract::{append_on, every_kind_history, months_of_history, unique_user};
 use luna_testkit::pg::{database_url, fresh_schema};
 use luna_testkit::storm::{StormPlan, storm};
 use luna_testkit::{FixedClock, SequentialIds, ports};
@@ -51,6 +51,7 @@ async fn the_history_of_events_stored_before_it_was_kept_is_built_on_open() {
     for sql in [
         "DELETE FROM ledger",
         "DELETE FROM usage_daily",
+        "DELETE FROM usage_span",
         "UPDATE history_backfill SET done = 0",
     ] {
         sqlx::query(sql).execute(store.pool()).await.expect(sql);
@@ -339,4 +340,40 @@ async fn a_storm_through_two_pools_never_overdraws_and_loses_nothing() {
         "two instances never conflicted"
     );
     println!("{report:?}");
+}
+
+/// A database migrated to 0008 gets the span rollups of the daily rollups it kept (the
+/// migration's statement, floored spans included, checked by `luna verify`'s history check).
+#[tokio::test]
+async fn the_span_migration_sums_the_daily_rollups_kept_before_it() {
+    let schema = fresh_schema("spans");
+    let Some(store) = open(
+        "postgres span migration",
+        &schema,
+        Arc::new(FixedClock::default_start()),
+    )
+    .await
+    else {
+        return;
+    };
+    let u = unique_user("span-migration");
+    let history = months_of_history();
+    append_on(&store, &u, &[], &history).await.expect("append");
+    let migration = include_str!("../migrations/0008_usage_span.sql");
+    let build = &migration[migration.find("INSERT INTO usage_span").expect("the build")..];
+    sqlx::query("DELETE FROM usage_span")
+        .execute(store.pool())
+        .await
+        .expect("delete");
+    sqlx::query(build).execute(store.pool()).await.expect(build);
+    let recorded = store.read_stream(&u).await.expect("read");
+    let problems = luna_app::verify::check_history(&store, &u, &recorded)
+        .await
+        .expect("check");
+    assert!(problems.is_empty(), "{problems:?}");
+    let spans: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT span) FROM usage_span")
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert!(spans >= 3, "the history covers {spans} spans");
 }

@@ -1,6 +1,6 @@
-//! The derived history data written with each append (ledger rows, daily usage rollups,
-//! event counts per type), its reads, and its one-time build for events stored before it
-//! existed (issue 9).
+//! The derived history data written with each append (ledger rows, usage rollups per day and
+//! per span, event counts per type), its reads, and its one-time build for events stored
+//! before it existed (issue 9).
 
 use std::sync::LazyLock;
 
@@ -28,7 +28,8 @@ static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Inserts one ledger row and adds it to its day's rollup (the statements appends use).
+/// Inserts one ledger row and adds it to its day's and span's rollups (the statements appends
+/// use).
 async fn insert_ledger(
     tx: &mut SqliteConnection,
     stream: &str,
@@ -195,8 +196,10 @@ async fn edge_cells(
     Ok(cells)
 }
 
-/// The range's usage as analytics reads it: the whole days' rollups summed per key and per day
-/// by the database in one statement (O(keys + days) rows), plus the partial days' cells.
+/// The range's usage as analytics reads it, summed by the database in one statement: the
+/// totals per key from the whole spans' rollups and the loose days' daily rollups (O(keys ×
+/// (range / span + 2)) cells), the consumed energy per day from the daily rollups (O(days),
+/// as one JSON array: a row costs more than its SQL here), plus the partial days' cells.
 pub(crate) async fn usage_totals(
     reader: &SqlitePool,
     stream: &UserId,
@@ -207,30 +210,50 @@ pub(crate) async fn usage_totals(
     let (mut keys, mut daily) = (Vec::new(), Vec::new());
     if let Some((first, end)) = split.days {
         // One statement, so the totals and the days come from one snapshot (a consume
-        // committed in between would make them disagree).
+        // committed in between would make them disagree). An absent part binds an empty range.
+        let (first_span, end_span) = split.spans.map_or((Some(0), Some(0)), |s| s);
+        let loose = |i: usize| split.loose_days.get(i).copied().unwrap_or((0, 0));
         let rows = sqlx::query(
-            "SELECT 0 AS part, 0 AS day, kind, action, app, SUM(row_count) AS row_count, \
-             SUM(energy) AS energy, SUM(unlimited) AS unlimited, SUM(notional) AS notional \
-             FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 AND day < ?3 \
+            "SELECT 0 AS part, kind, action, app, SUM(row_count) AS row_count, \
+             SUM(energy) AS energy, SUM(unlimited) AS unlimited, SUM(notional) AS notional, \
+             NULL AS daily FROM ( \
+             SELECT kind, action, app, row_count, energy, unlimited, notional FROM usage_span \
+             WHERE stream_id = ?1 AND span >= ?5 AND span < ?6 \
+             UNION ALL SELECT kind, action, app, row_count, energy, unlimited, notional \
+             FROM usage_daily WHERE stream_id = ?1 AND day >= ?7 AND day < ?8 \
+             UNION ALL SELECT kind, action, app, row_count, energy, unlimited, notional \
+             FROM usage_daily WHERE stream_id = ?1 AND day >= ?9 AND day < ?10) \
              GROUP BY kind, action, app \
-             UNION ALL SELECT 1, day, kind, '', '', 0, SUM(energy), 0, 0 FROM usage_daily \
-             WHERE stream_id = ?1 AND day >= ?2 AND day < ?3 AND kind = ?4 GROUP BY day, kind",
+             UNION ALL SELECT 1, '', '', '', 0, 0, 0, 0, \
+             (SELECT json_group_array(json_array(day, energy)) FROM (SELECT day, \
+             SUM(energy) AS energy FROM usage_daily WHERE stream_id = ?1 AND day >= ?2 \
+             AND day < ?3 AND kind = ?4 GROUP BY day))",
         )
         .bind(stream.as_str())
         .bind(first.unwrap_or(i64::MIN))
         .bind(end.unwrap_or(i64::MAX))
         .bind(TxKind::Consume.as_str())
+        .bind(first_span.unwrap_or(i64::MIN))
+        .bind(end_span.unwrap_or(i64::MAX))
+        .bind(loose(0).0)
+        .bind(loose(0).1)
+        .bind(loose(1).0)
+        .bind(loose(1).1)
         .fetch_all(reader)
         .await
         .map_err(map_err)?;
-        // Part 0: a key's totals (day 0); part 1: a day's consumed energy (a consume cell).
+        // Part 0: a key's totals (day 0); part 1: the days' consumed energy, `[[day, energy]…]`.
         for r in &rows {
             let part: i64 = r.try_get("part").map_err(map_err)?;
-            let c = cell(r, r.try_get("day").map_err(map_err)?, "row_count")?;
             if part == 0 {
-                keys.push(c);
+                keys.push(cell(r, 0, "row_count")?);
             } else {
-                daily.push((c.day, c.energy));
+                let json: String = r.try_get("daily").map_err(map_err)?;
+                let days: Vec<(i64, i64)> =
+                    serde_json::from_str(&json).map_err(StoreError::backend)?;
+                for (day, energy) in days {
+                    daily.push((day, u64_of(energy)?));
+                }
             }
         }
     }

@@ -88,7 +88,7 @@ impl Script {
             })
     }
 
-    /// A ledger row at `position` (a value or an expression) and its day's rollup.
+    /// A ledger row at `position` (a value or an expression) and its day's and span's rollups.
     pub(crate) fn ledger(
         &mut self,
         stream: &Expr,
@@ -140,6 +140,23 @@ impl Script {
                 &notional,
                 position,
                 position,
+            ],
+        );
+        self.push(
+            "INSERT INTO usage_span (stream_id, span, kind, action, app, row_count, energy, \
+             unlimited, notional) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?) \
+             ON CONFLICT (stream_id, span, kind, action, app) DO UPDATE SET \
+             row_count = row_count + 1, energy = energy + excluded.energy, \
+             unlimited = unlimited + excluded.unlimited, notional = notional + excluded.notional",
+            &[
+                stream,
+                &Expr::int(luna_ports::usage_span(c.day)),
+                &kind,
+                &action,
+                &app,
+                &amount,
+                &unlimited,
+                &notional,
             ],
         );
         Ok(())

@@ -8,7 +8,7 @@ use luna_adapters_sqlite::{Durability, SqliteStore};
 use luna_app::Hub;
 use luna_core::{Catalog, Policy};
 use luna_ports::{EventStore, StoreError};
-use luna_testkit::contract::{append_on, every_kind_history, unique_user};
+use luna_testkit::contract::{append_on, every_kind_history, months_of_history, unique_user};
 use luna_testkit::storm::{StormPlan, storm};
 use luna_testkit::{FixedClock, SequentialIds, ports};
 
@@ -64,6 +64,7 @@ async fn the_history_of_events_stored_before_it_was_kept_is_built_on_open() {
     for sql in [
         "DELETE FROM ledger",
         "DELETE FROM usage_daily",
+        "DELETE FROM usage_span",
         "UPDATE history_backfill SET done = 0",
     ] {
         sqlx::query(sql).execute(store.pool()).await.expect(sql);
@@ -96,6 +97,14 @@ async fn verify_flags_derived_history_that_differs_from_the_events() {
         (
             "UPDATE usage_daily SET energy = energy + 1",
             "usage rollups differ",
+        ),
+        (
+            "UPDATE usage_span SET energy = energy + 1",
+            "usage totals over all time differ",
+        ),
+        (
+            "UPDATE usage_span SET span = span + 1000",
+            "usage span rollup from",
         ),
         (
             "UPDATE usage_daily SET first_position = last_position + 1",
@@ -399,4 +408,31 @@ async fn two_stores_on_one_file_stay_correct_through_their_projection_caches() {
         hubs.iter().map(|h| h.stats().conflicts()).sum::<u64>() > 0,
         "the stores never contended"
     );
+}
+
+/// A database migrated to 0008 gets the span rollups of the daily rollups it kept (the
+/// migration's statement, floored spans included, checked by `luna verify`'s history check).
+#[tokio::test]
+async fn the_span_migration_sums_the_daily_rollups_kept_before_it() {
+    let store = open("span-migration").await;
+    let u = unique_user("span-migration");
+    let history = months_of_history();
+    append_on(&store, &u, &[], &history).await.expect("append");
+    let migration = include_str!("../migrations/0008_usage_span.sql");
+    let build = &migration[migration.find("INSERT INTO usage_span").expect("the build")..];
+    sqlx::query("DELETE FROM usage_span")
+        .execute(store.pool())
+        .await
+        .expect("delete");
+    sqlx::query(build).execute(store.pool()).await.expect(build);
+    let recorded = store.read_stream(&u).await.expect("read");
+    let problems = luna_app::verify::check_history(&store, &u, &recorded)
+        .await
+        .expect("check");
+    assert!(problems.is_empty(), "{problems:?}");
+    let spans: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT span) FROM usage_span")
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert!(spans >= 3, "the history covers {spans} spans");
 }

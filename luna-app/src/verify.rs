@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use luna_core::{Event, EventKind, Id, Span, Timestamp, UserId, Wallet, history};
-use luna_ports::{PageQuery, RecordedEvent, Store, StoreError};
+use luna_ports::{PageQuery, RecordedEvent, Store, StoreError, USAGE_SPAN_DAYS, usage_span};
 
 /// Streams read per page.
 pub const VERIFY_PAGE: usize = 500;
@@ -157,7 +157,8 @@ pub fn check_figures(recorded: &[RecordedEvent]) -> Vec<String> {
 }
 
 /// The derived history data the store keeps with each append (ledger rows with their
-/// balances, daily usage rollups, event counts per type) against the fold of the events.
+/// balances, usage rollups per day and per span, event counts per type) against the fold of
+/// the events.
 pub async fn check_history(
     store: &dyn Store,
     stream: &UserId,
@@ -214,7 +215,44 @@ pub async fn check_history(
         problems.push("daily usage rollups differ from the fold of the events".to_owned());
     }
     problems.extend(check_edges(store, stream, &rows).await?);
+    problems.extend(check_spans(store, stream, &rows).await?);
     problems.extend(check_counts(store, stream, &events).await?);
+    Ok(problems)
+}
+
+/// The totals analytics reads over all time and over each active span (the span rollups:
+/// a row counted in the wrong span shows in that span's totals) against the fold.
+async fn check_spans(
+    store: &dyn Store,
+    stream: &UserId,
+    rows: &[history::TxRow<'_>],
+) -> Result<Vec<String>, StoreError> {
+    let mut per_span: BTreeMap<i64, Vec<history::UsageCell>> = BTreeMap::new();
+    for r in rows {
+        per_span
+            .entry(usage_span(r.at.day_number()))
+            .or_default()
+            .push(r.cell());
+    }
+    let mut problems = Vec::new();
+    let all = history::sum_cells(rows.iter().map(history::TxRow::cell));
+    if store.usage_totals(stream, None, None).await? != history::UsageTotals::of(&all) {
+        problems.push("usage totals over all time differ from the fold of the events".to_owned());
+    }
+    for (span, cells) in per_span {
+        let start = span.saturating_mul(USAGE_SPAN_DAYS);
+        let (from, to) = (
+            Timestamp::start_of_day(start),
+            Timestamp::start_of_day(start.saturating_add(USAGE_SPAN_DAYS)),
+        );
+        let expected = history::UsageTotals::of(&history::sum_cells(cells));
+        if store.usage_totals(stream, Some(from), Some(to)).await? != expected {
+            problems.push(format!(
+                "usage span rollup from {} differs from the fold of the events",
+                luna_core::Date::from_days(start)
+            ));
+        }
+    }
     Ok(problems)
 }
 

@@ -248,9 +248,16 @@ async fn copy_tables(pool: &sqlx::PgPool, users: usize) {
     ]
     .into_iter()
     .chain(
-        ["event", "wallet", "ledger", "usage_daily", "event_count"]
-            .iter()
-            .map(|t| format!("CREATE TABLE pgb_hub.{t} (LIKE public.{t} INCLUDING ALL)")),
+        [
+            "event",
+            "wallet",
+            "ledger",
+            "usage_daily",
+            "usage_span",
+            "event_count",
+        ]
+        .iter()
+        .map(|t| format!("CREATE TABLE pgb_hub.{t} (LIKE public.{t} INCLUDING ALL)")),
     ) {
         sqlx::query(&sql).execute(pool).await.expect("copy a table");
     }

@@ -86,7 +86,7 @@ pub(crate) async fn run(database_url: &str, short: usize, long: usize, rounds: u
         // The history was written faster than autovacuum wakes (1 min): each consume's rollup
         // upsert left a dead row version behind. Measure the tables as autovacuum keeps them.
         let pool = sqlx::PgPool::connect(database_url).await.expect("open");
-        sqlx::query("VACUUM (ANALYZE) event, ledger, usage_daily, event_count, wallet")
+        sqlx::query("VACUUM (ANALYZE) event, ledger, usage_daily, usage_span, event_count, wallet")
             .execute(&pool)
             .await
             .expect("vacuum");

@@ -12,13 +12,14 @@ mod idempotency;
 mod keys;
 mod payment;
 mod runtime;
+mod usage;
 
 pub use accounts::{Account, AccountStore, Rotation, Session, ThrottleStore};
 pub use error::StoreError;
 pub use events::{
     AppendBatch, Appended, EnergyAfter, EventMetadata, EventStore, HistoryEntry, HistoryPage,
     LoadedWallet, NewEvent, PageQuery, PendingIdempotency, Receipt, RecordedEvent, RenderResponse,
-    StoredSummary, StreamPage, UsageEdge, UsageSplit,
+    StoredSummary, StreamPage,
 };
 pub use idempotency::{IdempotencyRecord, IdempotencyStore, StoredResponse};
 pub use keys::{KeyStore, Scope, ServiceKey};
@@ -28,6 +29,7 @@ pub use payment::{
     ProviderEvent, Return, SubscriptionView, UnmatchedPayment, WebhookError,
 };
 pub use runtime::{Clock, IdGenerator, SecretSource};
+pub use usage::{Bounds, USAGE_SPAN_DAYS, UsageEdge, UsageSplit, usage_span};
 
 /// The event store and its idempotency records: one database, since records of commands are
 /// written in the append's transaction. Other stores (service keys, accounts, billing) are

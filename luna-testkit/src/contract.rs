@@ -21,7 +21,7 @@ mod history;
 
 pub use history::{
     assert_history_matches_the_fold, history_pages_give_every_row_with_its_balances,
-    usage_of_any_range_equals_the_fold,
+    months_of_history, usage_of_any_range_equals_the_fold, usage_totals_over_spans_equal_the_fold,
 };
 
 /// A user id for tests.
@@ -715,6 +715,7 @@ macro_rules! store_contract_tests {
             read_page_takes_foreign_and_filtered_cursors,
             history_pages_give_every_row_with_its_balances,
             usage_of_any_range_equals_the_fold,
+            usage_totals_over_spans_equal_the_fold,
             an_idempotency_record_is_written_with_its_append,
             a_taken_idempotency_key_fails_the_whole_append,
             put_refuses_a_taken_key_and_purge_removes_old_records,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use luna_core::history::{self, TxRow};
 use luna_core::{Balance, Event, Timestamp, UserId};
-use luna_ports::{PageQuery, Store, UsageSplit};
+use luna_ports::{PageQuery, Store, USAGE_SPAN_DAYS, UsageSplit, usage_span};
 
 use super::{append_on, unique_user};
 use crate::strategies::{Op, Sim};
@@ -175,6 +175,79 @@ pub async fn usage_of_any_range_equals_the_fold<S: Store + ?Sized>(store: &S) {
     );
 }
 
+/// A history over about a hundred days: consumes of several actions, a purchase, grants,
+/// a refund, spread over several usage spans.
+pub fn months_of_history() -> Vec<Event> {
+    let mut ops = vec![Op::Purchase(1, 0)];
+    for k in 0..14 {
+        ops.extend([
+            Op::Consume(k % 5),
+            Op::Advance(7 * 86_400 + 3_600 * i64::try_from(k).expect("small")),
+        ]);
+        if k % 3 == 0 {
+            ops.extend([Op::Grant(5), Op::Consume(k % 2)]);
+        }
+        if k == 6 {
+            ops.push(Op::Refund(2, None, false));
+        }
+    }
+    Sim::run(&ops).events
+}
+
+/// The usage totals analytics reads over ranges that cover whole spans, part of one, span
+/// boundaries and partial days equal the fold's cells summed (spans and daily rollups never
+/// count a row twice or miss one).
+pub async fn usage_totals_over_spans_equal_the_fold<S: Store + ?Sized>(store: &S) {
+    let u = unique_user("spans");
+    let events = months_of_history();
+    append_in_batches(store, &u, &events).await;
+    let (first, last) = (events[0].occurred_at, events[events.len() - 1].occurred_at);
+    let first_span = usage_span(first.day_number());
+    assert!(
+        usage_span(last.day_number()) >= first_span + 2,
+        "the history covers a whole span"
+    );
+    let span_start = |s: i64| Timestamp::start_of_day(s * USAGE_SPAN_DAYS);
+    let hour = 3_600_000;
+    let at = |t: Timestamp, ms: i64| Some(Timestamp::from_millis(t.millis() + ms));
+    let ranges = [
+        (None, None),
+        (Some(span_start(first_span + 1)), None),
+        (None, Some(span_start(first_span + 2))),
+        (
+            Some(span_start(first_span + 1)),
+            Some(span_start(first_span + 2)),
+        ),
+        (
+            at(span_start(first_span + 1), -5 * 24 * hour),
+            at(span_start(first_span + 2), 3 * 24 * hour),
+        ),
+        (
+            at(span_start(first_span + 1), 7 * hour),
+            at(span_start(first_span + 3), -7 * hour),
+        ),
+        (at(first, 1), at(last, -1)),
+        (at(first, 40 * 24 * hour), None),
+        (None, at(last, -40 * 24 * hour)),
+    ];
+    for (from, to) in ranges {
+        let expected = history::UsageTotals::of(&history::usage(&events, from, to));
+        let got = store
+            .usage_totals(&u, from, to)
+            .await
+            .expect("usage totals");
+        assert_eq!(got, expected, "totals of {from:?}..{to:?}");
+        assert!(
+            UsageSplit::of(from, to).spans.is_some() || from.is_some() && to.is_some(),
+            "an unbounded range has whole spans"
+        );
+    }
+    assert!(
+        UsageSplit::of(ranges[4].0, ranges[4].1).loose_days.len() == 2,
+        "a range over part of two spans reads loose days on both sides"
+    );
+}
+
 /// Each event type's filtered page total equals its count in the history.
 async fn totals_per_type_match<S: Store + ?Sized>(store: &S, u: &UserId, events: &[Event]) {
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
@@ -223,5 +296,13 @@ pub async fn assert_history_matches_the_fold<S: Store + ?Sized>(
     assert_eq!(
         store.usage(u, None, None).await.expect("usage"),
         history::usage(events, None, None)
+    );
+    assert_eq!(
+        store
+            .usage_totals(u, None, None)
+            .await
+            .expect("usage totals"),
+        history::UsageTotals::of(&history::usage(events, None, None)),
+        "the span rollups hold every row"
     );
 }
