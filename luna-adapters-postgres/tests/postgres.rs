@@ -127,13 +127,15 @@ async fn a_failure_between_the_event_insert_and_the_projection_write_leaves_neit
         .expect("append after rollback");
 }
 
-/// Counts the rows an energy event writes: events, ledger rows, rollup row counts, event counts.
-async fn written_rows(store: &PgStore, u: &luna_core::UserId) -> [i64; 4] {
-    let mut counts = [0; 4];
+/// Counts the rows an energy event writes: events, ledger rows, daily and span rollup row
+/// counts, event counts.
+async fn written_rows(store: &PgStore, u: &luna_core::UserId) -> [i64; 5] {
+    let mut counts = [0; 5];
     for (i, sql) in [
         "SELECT COUNT(*) FROM event WHERE stream_id = $1",
         "SELECT COUNT(*) FROM ledger WHERE stream_id = $1",
         "SELECT COALESCE(SUM(row_count), 0)::bigint FROM usage_daily WHERE stream_id = $1",
+        "SELECT COALESCE(SUM(row_count), 0)::bigint FROM usage_span WHERE stream_id = $1",
         "SELECT COALESCE(SUM(n), 0)::bigint FROM event_count WHERE stream_id = $1",
     ]
     .into_iter()
@@ -190,8 +192,8 @@ async fn a_single_statement_append_on_a_moved_projection_writes_nothing() {
     let after = written_rows(&store, &u).await;
     assert_eq!(
         after,
-        [before[0] + 1, before[1] + 1, before[2] + 1, before[3] + 1],
-        "the event, its ledger row, its rollup and its count"
+        before.map(|n| n + 1),
+        "the event, its ledger row, its daily and span rollups and its count"
     );
     luna_testkit::contract::assert_history_matches_the_fold(&store, &u, &history[..=consume]).await;
 }
@@ -343,7 +345,7 @@ async fn a_storm_through_two_pools_never_overdraws_and_loses_nothing() {
 }
 
 /// A database migrated to 0008 gets the span rollups of the daily rollups it kept (the
-/// migration's statement, floored spans included, checked by `luna verify`'s history check).
+/// migration's statement, checked by `luna verify`'s history check; days before 1970 floored).
 #[tokio::test]
 async fn the_span_migration_sums_the_daily_rollups_kept_before_it() {
     let schema = fresh_schema("spans");
@@ -365,7 +367,34 @@ async fn the_span_migration_sums_the_daily_rollups_kept_before_it() {
         .execute(store.pool())
         .await
         .expect("delete");
+    // Rollups of days before 1970 too: the migration's span is floored like `usage_span`.
+    let old_days = [-33i64, -32, -1, 0, 31, 32];
+    for day in old_days {
+        sqlx::query(
+            "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, \
+             unlimited, notional, first_position, last_position) \
+             VALUES ('old-days', $1, 'grant', '', '', 1, 1, 0, 0, 1, 1)",
+        )
+        .bind(day)
+        .execute(store.pool())
+        .await
+        .expect("an old day's rollup");
+    }
     sqlx::query(build).execute(store.pool()).await.expect(build);
+    let spans: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT span, row_count FROM usage_span WHERE stream_id = 'old-days' ORDER BY span",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("spans");
+    let mut expected: Vec<(i64, i64)> = Vec::new();
+    for day in old_days {
+        match expected.last_mut() {
+            Some((s, n)) if *s == luna_ports::usage_span(day) => *n += 1,
+            _ => expected.push((luna_ports::usage_span(day), 1)),
+        }
+    }
+    assert_eq!(spans, expected);
     let recorded = store.read_stream(&u).await.expect("read");
     let problems = luna_app::verify::check_history(&store, &u, &recorded)
         .await

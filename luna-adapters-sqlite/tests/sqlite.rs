@@ -411,7 +411,7 @@ async fn two_stores_on_one_file_stay_correct_through_their_projection_caches() {
 }
 
 /// A database migrated to 0008 gets the span rollups of the daily rollups it kept (the
-/// migration's statement, floored spans included, checked by `luna verify`'s history check).
+/// migration's statement, checked by `luna verify`'s history check; days before 1970 floored).
 #[tokio::test]
 async fn the_span_migration_sums_the_daily_rollups_kept_before_it() {
     let store = open("span-migration").await;
@@ -424,7 +424,34 @@ async fn the_span_migration_sums_the_daily_rollups_kept_before_it() {
         .execute(store.pool())
         .await
         .expect("delete");
+    // Rollups of days before 1970 too: the migration's span is floored like `usage_span`.
+    let old_days = [-33i64, -32, -1, 0, 31, 32];
+    for day in old_days {
+        sqlx::query(
+            "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, \
+             unlimited, notional, first_position, last_position) \
+             VALUES ('old-days', ?, 'grant', '', '', 1, 1, 0, 0, 1, 1)",
+        )
+        .bind(day)
+        .execute(store.pool())
+        .await
+        .expect("an old day's rollup");
+    }
     sqlx::query(build).execute(store.pool()).await.expect(build);
+    let spans: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT span, row_count FROM usage_span WHERE stream_id = 'old-days' ORDER BY span",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("spans");
+    let mut expected: Vec<(i64, i64)> = Vec::new();
+    for day in old_days {
+        match expected.last_mut() {
+            Some((s, n)) if *s == luna_ports::usage_span(day) => *n += 1,
+            _ => expected.push((luna_ports::usage_span(day), 1)),
+        }
+    }
+    assert_eq!(spans, expected);
     let recorded = store.read_stream(&u).await.expect("read");
     let problems = luna_app::verify::check_history(&store, &u, &recorded)
         .await

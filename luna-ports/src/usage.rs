@@ -1,8 +1,9 @@
 //! How a usage query over a time range is split between the data a store keeps with each
 //! append: rollups per span of [`USAGE_SPAN_DAYS`] days, rollups per UTC day, and the rows of
 //! the partial days at the range's edges (ADR 0007, ADR 0011). Both SQL stores answer from
-//! the same split, so a range costs O(range / span + 2 spans of days + 2 partial days), never
-//! O(history).
+//! the same split: the totals per key of a range cost O(range / span + 2 spans of days + the
+//! rows of 2 partial days), never O(history); analytics' daily series costs O(days in the
+//! range) — the size of the answer, all of the history's days for an all-time range.
 
 use luna_core::Timestamp;
 
