@@ -48,22 +48,12 @@ fn session_row(r: &PgRow) -> Result<Session, StoreError> {
     })
 }
 
-/// The sessions of a batch of `"{user} {session id}"` keys, in one statement, by key.
+/// The sessions of a batch of (stream, session id) keys, in one statement, by key.
 async fn session_rows(
     pool: &sqlx::PgPool,
-    keys: Vec<String>,
-) -> Result<HashMap<String, Session>, StoreError> {
-    let (mut users, mut ids) = (
-        Vec::with_capacity(keys.len()),
-        Vec::with_capacity(keys.len()),
-    );
-    for key in &keys {
-        let (user, id) = key
-            .split_once(' ')
-            .ok_or_else(|| StoreError::backend(std::io::Error::other("a session key")))?;
-        users.push(user);
-        ids.push(id);
-    }
+    keys: Vec<(String, String)>,
+) -> Result<HashMap<(String, String), Session>, StoreError> {
+    let (users, ids): (Vec<String>, Vec<String>) = keys.into_iter().unzip();
     let rows = sqlx::query(&format!(
         "SELECT {SESSION_COLUMNS} FROM auth_session WHERE (stream_id, session_id) IN \
          (SELECT * FROM unnest($1::text[], $2::text[]))"
@@ -77,7 +67,7 @@ async fn session_rows(
         .map(|r| {
             let user: String = r.try_get("stream_id").map_err(map_err)?;
             let id: String = r.try_get("session_id").map_err(map_err)?;
-            Ok((format!("{user} {id}"), session_row(r)?))
+            Ok(((user, id), session_row(r)?))
         })
         .collect()
 }
@@ -156,10 +146,11 @@ impl AccountStore for PgStore {
 
     async fn session(&self, user: &UserId, id: Id) -> Result<Option<Session>, StoreError> {
         // Every request with a user token reads its session: coalesced under load like the
-        // projection reads (ADR 0010); a user id has no space, so the key splits back.
-        let key = format!("{} {id}", user.as_str());
+        // projection reads (ADR 0010).
         self.session_reads
-            .read(&key, |keys| session_rows(&self.pool, keys))
+            .read((user.as_str().to_owned(), id.to_string()), |keys| {
+                session_rows(&self.pool, keys)
+            })
             .await
     }
 

@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use luna_ports::StoreError;
@@ -32,36 +33,36 @@ pub(crate) const MAX_BATCH: usize = 64;
 pub(crate) const MAX_WAITING: usize = 1024;
 
 /// What a waiting read is told.
-enum Message<V> {
-    /// Its row (`None`: the stream has none), or the batch's error.
+enum Message<K, V> {
+    /// Its row (`None`: the key has none), or the batch's error.
     Row(Result<Option<V>, StoreError>),
     /// A slot is free: lead the next batch.
-    Lead(Slot<V>),
+    Lead(Slot<K, V>),
 }
 
-struct Queue<V> {
-    waiting: VecDeque<(String, oneshot::Sender<Message<V>>)>,
+struct Queue<K, V> {
+    waiting: VecDeque<(K, oneshot::Sender<Message<K, V>>)>,
     in_flight: usize,
 }
 
-/// Coalesces reads keyed by stream; `V` is a stream's row.
-pub(crate) struct Coalescer<V> {
-    queue: Arc<Mutex<Queue<V>>>,
+/// Coalesces reads of one row by key (a stream, a stream's session); `V` is the row.
+pub(crate) struct Coalescer<K, V> {
+    queue: Arc<Mutex<Queue<K, V>>>,
 }
 
 /// A read's place among the [`IN_FLIGHT`] batches; dropped, it passes to the first waiting
 /// read still there, or frees the place.
-struct Slot<V> {
-    queue: Option<Arc<Mutex<Queue<V>>>>,
+struct Slot<K, V> {
+    queue: Option<Arc<Mutex<Queue<K, V>>>>,
 }
 
-fn lock<V>(queue: &Mutex<Queue<V>>) -> MutexGuard<'_, Queue<V>> {
+fn lock<K, V>(queue: &Mutex<Queue<K, V>>) -> MutexGuard<'_, Queue<K, V>> {
     // The queue is consistent after every statement under the lock: a panic elsewhere
     // leaves nothing half-done in it.
     queue.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl<V> Drop for Slot<V> {
+impl<K, V> Drop for Slot<K, V> {
     fn drop(&mut self) {
         let Some(queue) = self.queue.take() else {
             return;
@@ -101,8 +102,8 @@ fn copy_err(e: &StoreError) -> StoreError {
     }
 }
 
-impl<V: Clone + Send + 'static> Coalescer<V> {
-    pub(crate) fn new() -> Coalescer<V> {
+impl<K: Clone + Ord + Hash, V: Clone> Coalescer<K, V> {
+    pub(crate) fn new() -> Coalescer<K, V> {
         Coalescer {
             queue: Arc::new(Mutex::new(Queue {
                 waiting: VecDeque::new(),
@@ -111,12 +112,12 @@ impl<V: Clone + Send + 'static> Coalescer<V> {
         }
     }
 
-    /// Reads `stream`'s row through `run`, which reads the rows of a batch of streams (each
-    /// stream it has no row for is absent from its map).
-    pub(crate) async fn read<F, Fut>(&self, stream: &str, run: F) -> Result<Option<V>, StoreError>
+    /// Reads `key`'s row through `run`, which reads the rows of a batch of keys (each key it
+    /// has no row for is absent from its map).
+    pub(crate) async fn read<F, Fut>(&self, key: K, run: F) -> Result<Option<V>, StoreError>
     where
-        F: Fn(Vec<String>) -> Fut,
-        Fut: Future<Output = Result<HashMap<String, V>, StoreError>>,
+        F: Fn(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<HashMap<K, V>, StoreError>>,
     {
         loop {
             let waiting = {
@@ -128,7 +129,7 @@ impl<V: Clone + Send + 'static> Coalescer<V> {
                     Some(None)
                 } else {
                     let (tx, rx) = oneshot::channel();
-                    q.waiting.push_back((stream.to_owned(), tx));
+                    q.waiting.push_back((key.clone(), tx));
                     Some(Some(rx))
                 }
             };
@@ -137,9 +138,9 @@ impl<V: Clone + Send + 'static> Coalescer<V> {
                     queue: Some(self.queue.clone()),
                 },
                 Some(None) => {
-                    return run(vec![stream.to_owned()])
+                    return run(vec![key.clone()])
                         .await
-                        .map(|mut rows| rows.remove(stream));
+                        .map(|mut rows| rows.remove(&key));
                 }
                 Some(Some(rx)) => match rx.await {
                     Ok(Message::Row(row)) => return row,
@@ -148,40 +149,35 @@ impl<V: Clone + Send + 'static> Coalescer<V> {
                     Err(_) => continue,
                 },
             };
-            return self.lead(slot, stream, &run).await;
+            return self.lead(slot, key, &run).await;
         }
     }
 
-    /// Reads `stream` with the reads waiting (up to a batch), answers them, and then hands
-    /// the slot on.
-    async fn lead<F, Fut>(
-        &self,
-        slot: Slot<V>,
-        stream: &str,
-        run: &F,
-    ) -> Result<Option<V>, StoreError>
+    /// Reads `key` with the reads waiting (up to a batch), answers them, and then hands the
+    /// slot on.
+    async fn lead<F, Fut>(&self, slot: Slot<K, V>, key: K, run: &F) -> Result<Option<V>, StoreError>
     where
-        F: Fn(Vec<String>) -> Fut,
-        Fut: Future<Output = Result<HashMap<String, V>, StoreError>>,
+        F: Fn(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<HashMap<K, V>, StoreError>>,
     {
-        let followers: Vec<(String, oneshot::Sender<Message<V>>)> = {
+        let followers: Vec<(K, oneshot::Sender<Message<K, V>>)> = {
             let mut q = lock(&self.queue);
             let n = q.waiting.len().min(MAX_BATCH - 1);
             q.waiting.drain(..n).collect()
         };
-        let mut streams: Vec<String> = Vec::with_capacity(followers.len() + 1);
-        streams.push(stream.to_owned());
-        streams.extend(followers.iter().map(|(s, _)| s.clone()));
-        streams.sort_unstable();
-        streams.dedup();
-        let read = run(streams).await;
+        let mut keys: Vec<K> = Vec::with_capacity(followers.len() + 1);
+        keys.push(key.clone());
+        keys.extend(followers.iter().map(|(k, _)| k.clone()));
+        keys.sort_unstable();
+        keys.dedup();
+        let read = run(keys).await;
         drop(slot);
         match read {
             Ok(mut rows) => {
-                for (s, tx) in followers {
-                    let _ = tx.send(Message::Row(Ok(rows.get(&s).cloned())));
+                for (k, tx) in followers {
+                    let _ = tx.send(Message::Row(Ok(rows.get(&k).cloned())));
                 }
-                Ok(rows.remove(stream))
+                Ok(rows.remove(&key))
             }
             Err(e) => {
                 for (_, tx) in followers {
@@ -247,19 +243,19 @@ mod tests {
         fake.started.load(Ordering::SeqCst)
     }
 
-    fn waiting(c: &Coalescer<String>) -> usize {
+    fn waiting(c: &Coalescer<String, String>) -> usize {
         lock(&c.queue).waiting.len()
     }
 
-    fn spawn_read(c: &Arc<Coalescer<String>>, fake: &Arc<Fake>, stream: &str) -> Handle {
+    fn spawn_read(c: &Arc<Coalescer<String, String>>, fake: &Arc<Fake>, stream: &str) -> Handle {
         let (c, fake, stream) = (c.clone(), fake.clone(), stream.to_owned());
-        tokio::spawn(async move { c.read(&stream, |s| fake.run(s)).await })
+        tokio::spawn(async move { c.read(stream, |s| fake.run(s)).await })
     }
 
     type Handle = tokio::task::JoinHandle<Result<Option<String>, StoreError>>;
 
     /// A coalescer whose every slot is taken by a read held at the fake's gate.
-    async fn busy_slots() -> (Arc<Coalescer<String>>, Arc<Fake>, Vec<Handle>) {
+    async fn busy_slots() -> (Arc<Coalescer<String, String>>, Arc<Fake>, Vec<Handle>) {
         let c = Arc::new(Coalescer::new());
         let fake = Fake::new();
         let leaders = (0..IN_FLIGHT)
@@ -271,7 +267,7 @@ mod tests {
 
     /// Starts a read of `stream` and waits until it is the `nth` waiting.
     async fn queue(
-        c: &Arc<Coalescer<String>>,
+        c: &Arc<Coalescer<String, String>>,
         fake: &Arc<Fake>,
         stream: &str,
         nth: usize,

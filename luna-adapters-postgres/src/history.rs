@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use luna_codec::{LedgerRow, cell_of, stream_rows};
 use luna_core::history::{ROW_EVENT_TYPES, TxKind, UsageCell, UsageTotals, sum_cells};
 use luna_core::{Timestamp, UserId};
-use luna_ports::{HistoryEntry, HistoryPage, StoreError, UsageSplit};
+use luna_ports::{HistoryEntry, HistoryPage, StoreError, UsageSplit, bounded};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row};
@@ -380,14 +380,15 @@ pub(crate) async fn usage(
 ) -> Result<Vec<UsageCell>, StoreError> {
     let split = UsageSplit::of(from, to);
     let mut cells = Vec::new();
-    if let Some((first, end)) = split.days {
+    if let Some(days) = split.days {
+        let (first, end) = bounded(days);
         let rows = sqlx::query(
             "SELECT day, kind, action, app, row_count, energy, unlimited, notional FROM usage_daily \
              WHERE stream_id = $1 AND day >= $2 AND day < $3",
         )
         .bind(stream.as_str())
-        .bind(first.unwrap_or(i64::MIN))
-        .bind(end.unwrap_or(i64::MAX))
+        .bind(first)
+        .bind(end)
         .fetch_all(pool)
         .await
         .map_err(map_err)?;
@@ -445,11 +446,11 @@ pub(crate) async fn usage_totals(
 ) -> Result<UsageTotals, StoreError> {
     let split = UsageSplit::of(from, to);
     let (mut keys, mut daily) = (Vec::new(), Vec::new());
-    if let Some((first, end)) = split.days {
+    if let Some(days) = split.days {
         // One statement, so the totals and the days come from one snapshot (a consume
         // committed in between would make them disagree). An absent part binds an empty range.
-        let (first_span, end_span) = split.spans.map_or((Some(0), Some(0)), |s| s);
-        let loose = |i: usize| split.loose_days.get(i).copied().unwrap_or((0, 0));
+        let (first, end) = bounded(days);
+        let [spans, loose, more_loose] = split.key_ranges();
         let rows = sqlx::query(
             "SELECT 0 AS part, kind, action, app, SUM(row_count)::bigint AS row_count, \
              SUM(energy)::bigint AS energy, SUM(unlimited)::bigint AS unlimited, \
@@ -469,15 +470,15 @@ pub(crate) async fn usage_totals(
              AND day < $3 AND kind = $4 GROUP BY day) d",
         )
         .bind(stream.as_str())
-        .bind(first.unwrap_or(i64::MIN))
-        .bind(end.unwrap_or(i64::MAX))
+        .bind(first)
+        .bind(end)
         .bind(TxKind::Consume.as_str())
-        .bind(first_span.unwrap_or(i64::MIN))
-        .bind(end_span.unwrap_or(i64::MAX))
-        .bind(loose(0).0)
-        .bind(loose(0).1)
-        .bind(loose(1).0)
-        .bind(loose(1).1)
+        .bind(spans.0)
+        .bind(spans.1)
+        .bind(loose.0)
+        .bind(loose.1)
+        .bind(more_loose.0)
+        .bind(more_loose.1)
         .fetch_all(pool)
         .await
         .map_err(map_err)?;

@@ -111,9 +111,10 @@ const ENTITY_LOAD: &str = "SELECT w.version AS wallet_version, w.summary::text A
 pub struct PgStore {
     pool: PgPool,
     /// Projection reads without entities (checks, consumes), coalesced under load.
-    projections: coalesce::Coalescer<(i64, String)>,
+    projections: coalesce::Coalescer<String, (i64, String)>,
     /// Session reads (every request with a user token), coalesced the same way.
-    session_reads: coalesce::Coalescer<luna_ports::Session>,
+    /// Keyed by (stream, session id).
+    session_reads: coalesce::Coalescer<(String, String), luna_ports::Session>,
     clock: Arc<dyn Clock>,
     fail_after_event_insert: AtomicBool,
 }
@@ -396,7 +397,7 @@ impl EventStore for PgStore {
         if entities.is_empty() {
             let row = self
                 .projections
-                .read(stream.as_str(), |streams| {
+                .read(stream.as_str().to_owned(), |streams| {
                     projection_rows(&self.pool, streams)
                 })
                 .await?;

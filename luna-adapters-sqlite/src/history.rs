@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use luna_codec::{LedgerRow, cell_of, stream_rows};
 use luna_core::history::{ROW_EVENT_TYPES, TxKind, UsageCell, UsageTotals, sum_cells};
 use luna_core::{Timestamp, UserId};
-use luna_ports::{HistoryEntry, HistoryPage, StoreError, UsageSplit};
+use luna_ports::{HistoryEntry, HistoryPage, StoreError, UsageSplit, bounded};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
@@ -143,14 +143,15 @@ pub(crate) async fn usage(
 ) -> Result<Vec<UsageCell>, StoreError> {
     let split = UsageSplit::of(from, to);
     let mut cells = Vec::new();
-    if let Some((first, end)) = split.days {
+    if let Some(days) = split.days {
+        let (first, end) = bounded(days);
         let rows = sqlx::query(
             "SELECT day, kind, action, app, row_count, energy, unlimited, notional FROM usage_daily \
              WHERE stream_id = ? AND day >= ? AND day < ?",
         )
         .bind(stream.as_str())
-        .bind(first.unwrap_or(i64::MIN))
-        .bind(end.unwrap_or(i64::MAX))
+        .bind(first)
+        .bind(end)
         .fetch_all(reader)
         .await
         .map_err(map_err)?;
@@ -208,11 +209,11 @@ pub(crate) async fn usage_totals(
 ) -> Result<UsageTotals, StoreError> {
     let split = UsageSplit::of(from, to);
     let (mut keys, mut daily) = (Vec::new(), Vec::new());
-    if let Some((first, end)) = split.days {
+    if let Some(days) = split.days {
         // One statement, so the totals and the days come from one snapshot (a consume
         // committed in between would make them disagree). An absent part binds an empty range.
-        let (first_span, end_span) = split.spans.map_or((Some(0), Some(0)), |s| s);
-        let loose = |i: usize| split.loose_days.get(i).copied().unwrap_or((0, 0));
+        let (first, end) = bounded(days);
+        let [spans, loose, more_loose] = split.key_ranges();
         let rows = sqlx::query(
             "SELECT 0 AS part, kind, action, app, SUM(row_count) AS row_count, \
              SUM(energy) AS energy, SUM(unlimited) AS unlimited, SUM(notional) AS notional, \
@@ -230,15 +231,15 @@ pub(crate) async fn usage_totals(
              AND day < ?3 AND kind = ?4 GROUP BY day))",
         )
         .bind(stream.as_str())
-        .bind(first.unwrap_or(i64::MIN))
-        .bind(end.unwrap_or(i64::MAX))
+        .bind(first)
+        .bind(end)
         .bind(TxKind::Consume.as_str())
-        .bind(first_span.unwrap_or(i64::MIN))
-        .bind(end_span.unwrap_or(i64::MAX))
-        .bind(loose(0).0)
-        .bind(loose(0).1)
-        .bind(loose(1).0)
-        .bind(loose(1).1)
+        .bind(spans.0)
+        .bind(spans.1)
+        .bind(loose.0)
+        .bind(loose.1)
+        .bind(more_loose.0)
+        .bind(more_loose.1)
         .fetch_all(reader)
         .await
         .map_err(map_err)?;

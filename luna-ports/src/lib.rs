@@ -29,7 +29,7 @@ pub use payment::{
     ProviderEvent, Return, SubscriptionView, UnmatchedPayment, WebhookError,
 };
 pub use runtime::{Clock, IdGenerator, SecretSource};
-pub use usage::{Bounds, USAGE_SPAN_DAYS, UsageEdge, UsageSplit, usage_span};
+pub use usage::{Bounds, USAGE_SPAN_DAYS, UsageEdge, UsageSplit, bounded, usage_span};
 
 /// The event store and its idempotency records: one database, since records of commands are
 /// written in the append's transaction. Other stores (service keys, accounts, billing) are

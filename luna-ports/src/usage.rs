@@ -103,6 +103,18 @@ impl UsageSplit {
             edges,
         }
     }
+
+    /// The ranges a store sums per key from its rollups, as it binds them: the whole spans,
+    /// then the two runs of loose days; a part the range does not have is the empty `[0, 0)`.
+    pub fn key_ranges(&self) -> [(i64, i64); 3] {
+        let loose = |i: usize| self.loose_days.get(i).copied().unwrap_or((0, 0));
+        [self.spans.map_or((0, 0), bounded), loose(0), loose(1)]
+    }
+}
+
+/// `[first, end)` as a store binds it: an unbounded side as `i64::MIN` / `i64::MAX`.
+pub fn bounded((first, end): Bounds) -> (i64, i64) {
+    (first.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX))
 }
 
 /// The whole spans of the days `[first, end)` (not empty), and the days outside them.
