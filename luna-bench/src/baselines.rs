@@ -45,12 +45,12 @@ pub async fn sqlite(pool: &SqlitePool, row: &NewEventRow, ops: usize, concurrenc
                     "INSERT INTO event (event_id, stream_id, version, event_type, schema_version, entity, payload, \
                      metadata, occurred_at_ms, recorded_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
                 )
-                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(uuid::Uuid::now_v7().to_string())
                 .bind(&stream)
                 .bind(versions[k] + 1)
                 .bind(&row.encoded.event_type)
                 .bind(row.encoded.schema_version)
-                .bind(Some(format!("tx:{}", uuid::Uuid::new_v4())))
+                .bind(Some(format!("tx:{}", uuid::Uuid::now_v7())))
                 .bind(&row.encoded.payload)
                 .bind(&row.metadata)
                 .bind(row.occurred_at_ms)
@@ -121,12 +121,12 @@ pub async fn postgres(pool: &PgPool, row: &NewEventRow, ops: usize, concurrency:
                      metadata, occurred_at_ms, recorded_at_ms) \
                      VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10) RETURNING position",
                 )
-                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(uuid::Uuid::now_v7().to_string())
                 .bind(&stream)
                 .bind(versions[k] + 1)
                 .bind(&row.encoded.event_type)
                 .bind(row.encoded.schema_version)
-                .bind(Some(format!("tx:{}", uuid::Uuid::new_v4())))
+                .bind(Some(format!("tx:{}", uuid::Uuid::now_v7())))
                 .bind(&row.encoded.payload)
                 .bind(&row.metadata)
                 .bind(row.occurred_at_ms)

@@ -86,6 +86,12 @@ pub(crate) async fn prepare(url: &str, users: usize) {
     pgbench(url, &["-i", "-q", "-s", "1"]);
 }
 
+/// A time-ordered random id, like the hub's (UUID v7: milliseconds first, then random bits),
+/// so the baselines' id indexes grow at their end as the hub's do (PostgreSQL 15 has no
+/// `uuidv7()`).
+const ORDERED_ID: &str = "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') \
+                          || substr(md5(random()::text), 1, 20))::uuid";
+
 /// The simple consume transaction as a pgbench script, with the payload the hub writes.
 fn simple_script(users: usize) -> String {
     // In hex: pgbench would read the payload's `:` as its variables.
@@ -104,7 +110,7 @@ fn simple_script(users: usize) -> String {
          BEGIN;\n\
          UPDATE pgb_wallet SET balance = balance - 5, version = version + 1 WHERE stream_id = 'bench-' || :u RETURNING version AS v \\gset\n\
          INSERT INTO pgb_event (event_id, stream_id, version, event_type, schema_version, payload, metadata, occurred_at_ms, recorded_at_ms, balance_after, available_after) \
-         VALUES (gen_random_uuid(), 'bench-' || :u, :v, 'EnergyConsumed', 2, convert_from('\\x{payload}'::bytea, 'UTF8')::json, '{{}}', 0, 0, 0, 0);\n\
+         VALUES ({ORDERED_ID}, 'bench-' || :u, :v, 'EnergyConsumed', 2, convert_from('\\x{payload}'::bytea, 'UTF8')::json, '{{}}', 0, 0, 0, 0);\n\
          END;\n",
         last = users - 1
     )
@@ -210,7 +216,7 @@ pub(crate) async fn prepare_hub(url: &str, users: usize) -> HubScript {
     // ($6, unique when set) vary; the rest are the stored consume's values.
     let entity = value(2).map_or("NULL::text".to_owned(), |e| {
         let prefix = e.split(':').next().unwrap_or_default().to_owned();
-        format!("'{prefix}:' || gen_random_uuid()")
+        format!("'{prefix}:' || {ORDERED_ID}")
     });
     let mut statement = luna_adapters_postgres::consume_statement().to_owned();
     // Highest numbers first, so `$1` does not match the start of `$12`.
@@ -225,7 +231,7 @@ pub(crate) async fn prepare_hub(url: &str, users: usize) -> HubScript {
         }
     }
     let script = format!(
-        "SELECT gen_random_uuid()::text AS p1, stream_id AS p2, version + 1 AS p3, \
+        "SELECT {ORDERED_ID}::text AS p1, stream_id AS p2, version + 1 AS p3, \
          version + 1 AS p23, version AS p26, {entity} AS p6, summary::text AS summary \
          FROM wallet WHERE stream_id = 'bench-' || :u \\gset\n\
          {statement};\n"

@@ -1,6 +1,6 @@
 //! The SQLite ceiling (issue 9): one writer in a tight loop, one transaction and one durable
 //! commit (`synchronous=FULL`, WAL) per consume — insert the event, update the projection at
-//! its version — through rusqlite on the same SQLite library sqlx links, in the hub's schema.
+//! its version, with time-ordered event ids like the hub's — through rusqlite on the same SQLite library sqlx links, in the hub's schema.
 //! No HTTP, no pool, no async: what the database alone does one commit at a time.
 
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ pub(crate) fn consume_loop(path: &std::path::Path, seconds: u64, users: usize) -
         )
         .expect("prepare")
         .execute(params![
-            uuid::Uuid::new_v4().to_string(),
+            uuid::Uuid::now_v7().to_string(),
             format!("raw-{u}"),
             versions[u] + 1,
             row.encoded.event_type,

@@ -27,12 +27,16 @@ impl Clock for SystemClock {
     }
 }
 
-/// Random (UUID v4) ids.
+/// Time-ordered random ids (UUID v7: 48 bits of Unix milliseconds, then 74 random bits).
+/// Ordered by time, a new id lands at the end of an index on ids (the events' `event_id`)
+/// instead of on a random page: one page fewer written per event (ADR 0012). Ids are not
+/// secrets (those come from [`OsSecrets`]); an id tells its creation time, which the event
+/// carries anyway.
 pub struct UuidIds;
 
 impl IdGenerator for UuidIds {
     fn next_id(&self) -> Id {
-        Id::from_u128(uuid::Uuid::new_v4().as_u128())
+        Id::from_u128(uuid::Uuid::now_v7().as_u128())
     }
 }
 
@@ -162,4 +166,31 @@ pub fn billing(
         allowed_origins,
     };
     Ok((settings, gateway, verifier))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_time_ordered_random_uuids() {
+        let ids: Vec<u128> = (0..1000).map(|_| UuidIds.next_id().as_u128()).collect();
+        // Each id is a UUID v7 (RFC 9562 variant) whose first 48 bits are the Unix time in ms.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis();
+        for id in &ids {
+            let u = uuid::Uuid::from_u128(*id);
+            assert_eq!(u.get_version_num(), 7);
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+            let ms = id >> 80;
+            assert!(ms <= now_ms && now_ms - ms < 60_000, "{ms} vs {now_ms}");
+        }
+        // Ordered: a new id goes at the end of an index on ids (ADR 0012).
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
+        // Still random after the clock: no two ids alike.
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
 }
