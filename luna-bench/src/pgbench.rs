@@ -86,9 +86,9 @@ pub(crate) async fn prepare(url: &str, users: usize) {
     pgbench(url, &["-i", "-q", "-s", "1"]);
 }
 
-/// A time-ordered random id, like the hub's (UUID v7: milliseconds first, then random bits),
-/// so the baselines' id indexes grow at their end as the hub's do (PostgreSQL 15 has no
-/// `uuidv7()`).
+/// A time-ordered id, like the hub's UUID v7 (milliseconds first, then md5 digits: not a true v7,
+/// ordered to the millisecond), so the baselines' id indexes grow at their end as the hub's do
+/// (PostgreSQL 15 has no `uuidv7()`).
 const ORDERED_ID: &str = "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') \
                           || substr(md5(random()::text), 1, 20))::uuid";
 

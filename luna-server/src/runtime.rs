@@ -27,11 +27,11 @@ impl Clock for SystemClock {
     }
 }
 
-/// Time-ordered random ids (UUID v7: 48 bits of Unix milliseconds, then 74 random bits).
-/// Ordered by time, a new id lands at the end of an index on ids (the events' `event_id`)
-/// instead of on a random page: one page fewer written per event (ADR 0012). Ids are not
-/// secrets (those come from [`OsSecrets`]); an id tells its creation time, which the event
-/// carries anyway.
+/// Time-ordered ids (UUID v7: 48 bits of Unix milliseconds, a 42-bit counter with a random
+/// start each millisecond, 32 random bits). Ordered by time, a new id lands at the end of an
+/// index on ids (the events' `event_id`) instead of on a random page: one page fewer written
+/// per event (ADR 0012). Ids are not secrets and are partly predictable (secrets come from
+/// [`OsSecrets`]); an id tells its creation time.
 pub struct UuidIds;
 
 impl IdGenerator for UuidIds {
@@ -185,12 +185,24 @@ mod tests {
             assert_eq!(u.get_version_num(), 7);
             assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
             let ms = id >> 80;
-            assert!(ms <= now_ms && now_ms - ms < 60_000, "{ms} vs {now_ms}");
+            // A second of slack: the wall clock may step back after an earlier id was made.
+            assert!(
+                ms <= now_ms + 1_000 && now_ms < ms + 60_000,
+                "{ms} vs {now_ms}"
+            );
         }
         // Ordered: a new id goes at the end of an index on ids (ADR 0012).
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
-        // Still random after the clock: no two ids alike.
-        let distinct: std::collections::HashSet<_> = ids.iter().collect();
-        assert_eq!(distinct.len(), ids.len());
+        // The low bits stay random (the engine's backoff jitter takes them): not a counter.
+        let low: std::collections::HashSet<u128> = ids.iter().map(|id| id & 0xffff).collect();
+        assert!(
+            low.len() > 900,
+            "{} distinct low halves of 1 000",
+            low.len()
+        );
+        assert!(
+            ids.windows(2).filter(|w| w[1] - w[0] == 1).count() < 10,
+            "consecutive ids are not one apart"
+        );
     }
 }
