@@ -64,9 +64,14 @@ mod tests {
             );
             return;
         };
+        // The pool reaches PostgreSQL through a proxy that holds every answer 20 ms: BEGIN is
+        // still in flight after its first poll, however fast the server (a local server could
+        // answer between the write and the read of that poll).
+        let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+        let proxy = slow_proxy(format!("{}:{}", options.get_host(), options.get_port())).await;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
-            .connect(&url)
+            .connect_with(options.host("127.0.0.1").port(proxy))
             .await
             .expect("connect");
         let other = sqlx::PgPool::connect(&url).await.expect("connect");
@@ -82,31 +87,17 @@ mod tests {
             .execute(&other)
             .await
             .expect("create");
-        let mut dropped_in_flight = false;
-        for _ in 0..100 {
+        {
             let mut conn = Conn::acquire(&pool).await.expect("acquire");
             let begin = conn.begin();
             tokio::pin!(begin);
-            // One poll: BEGIN is written to the socket and its answer awaited; then dropped. The
-            // answer may already be there at that poll (a fast server): then that transaction
-            // is rolled back by sqlx's guard, and the case is tried again.
-            let answered = tokio::select! {
+            // One poll: BEGIN is written to the socket and its answer awaited; then dropped.
+            tokio::select! {
                 biased;
-                begun = &mut begin => {
-                    begun.expect("begin");
-                    true
-                }
-                () = std::future::ready(()) => false,
-            };
-            if !answered {
-                dropped_in_flight = true;
-                break;
+                _ = &mut begin => panic!("BEGIN answered within one poll"),
+                () = std::future::ready(()) => {}
             }
         }
-        assert!(
-            dropped_in_flight,
-            "BEGIN was never in flight after one poll"
-        );
         sqlx::query(&format!("INSERT INTO {table} VALUES (1)"))
             .execute(&pool)
             .await
@@ -115,12 +106,47 @@ mod tests {
             .fetch_one(&other)
             .await
             .expect("count");
+        assert_eq!(seen, 1, "the insert after the dropped BEGIN is committed");
         // Closing the pool ends any transaction it holds, so the table can be dropped.
         pool.close().await;
         sqlx::query(&format!("DROP TABLE {table}"))
             .execute(&other)
             .await
             .expect("drop");
-        assert_eq!(seen, 1, "the insert after the dropped BEGIN is committed");
+    }
+
+    /// A TCP proxy to `target` that passes requests at once and holds each answer 20 ms.
+    /// Returns its port.
+    async fn slow_proxy(target: String) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = from_server.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        if to_client.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        port
     }
 }
