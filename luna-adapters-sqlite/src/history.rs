@@ -199,8 +199,9 @@ async fn edge_cells(
 
 /// The range's usage as analytics reads it, summed by the database in one statement: the
 /// totals per key from the whole spans' rollups and the loose days' daily rollups (O(keys ×
-/// (range / 32 days + 64 loose days)) cells), the consumed energy per day from the daily rollups (O(days),
-/// as one JSON array: a row costs more than its SQL here), plus the partial days' cells.
+/// (range / 32 days + 64 loose days)) cells), the consumed energy per day from the daily
+/// rollups (O(days), as one JSON array: a row costs more than its SQL here), plus the partial
+/// days' cells.
 pub(crate) async fn usage_totals(
     reader: &SqlitePool,
     stream: &UserId,

@@ -8,7 +8,10 @@ use luna_adapters_sqlite::{Durability, SqliteStore};
 use luna_app::Hub;
 use luna_core::{Catalog, Policy};
 use luna_ports::{EventStore, StoreError};
-use luna_testkit::contract::{append_on, every_kind_history, months_of_history, unique_user};
+use luna_testkit::contract::{
+    DAYS_AROUND_SPAN_EDGES, append_on, every_kind_history, months_of_history, span_counts,
+    unique_user,
+};
 use luna_testkit::storm::{StormPlan, storm};
 use luna_testkit::{FixedClock, SequentialIds, ports};
 
@@ -425,8 +428,7 @@ async fn the_span_migration_sums_the_daily_rollups_kept_before_it() {
         .await
         .expect("delete");
     // Rollups of days before 1970 too: the migration's span is floored like `usage_span`.
-    let old_days = [-33i64, -32, -1, 0, 31, 32];
-    for day in old_days {
+    for day in DAYS_AROUND_SPAN_EDGES {
         sqlx::query(
             "INSERT INTO usage_daily (stream_id, day, kind, action, app, row_count, energy, \
              unlimited, notional, first_position, last_position) \
@@ -444,14 +446,7 @@ async fn the_span_migration_sums_the_daily_rollups_kept_before_it() {
     .fetch_all(store.pool())
     .await
     .expect("spans");
-    let mut expected: Vec<(i64, i64)> = Vec::new();
-    for day in old_days {
-        match expected.last_mut() {
-            Some((s, n)) if *s == luna_ports::usage_span(day) => *n += 1,
-            _ => expected.push((luna_ports::usage_span(day), 1)),
-        }
-    }
-    assert_eq!(spans, expected);
+    assert_eq!(spans, span_counts(&DAYS_AROUND_SPAN_EDGES));
     let recorded = store.read_stream(&u).await.expect("read");
     let problems = luna_app::verify::check_history(&store, &u, &recorded)
         .await

@@ -1,6 +1,7 @@
 //! The SQLite ceiling (issue 9): one writer in a tight loop, one transaction and one durable
 //! commit (`synchronous=FULL`, WAL) per consume — insert the event, update the projection at
-//! its version, with time-ordered event ids like the hub's — through rusqlite on the same SQLite library sqlx links, in the hub's schema.
+//! its version, with time-ordered event ids like the hub's — through rusqlite on the same
+//! SQLite library sqlx links, in the hub's schema.
 //! No HTTP, no pool, no async: what the database alone does one commit at a time.
 
 use std::time::{Duration, Instant};

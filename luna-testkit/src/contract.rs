@@ -20,8 +20,9 @@ use crate::strategies::{Op, Sim};
 mod history;
 
 pub use history::{
-    assert_history_matches_the_fold, history_pages_give_every_row_with_its_balances,
-    months_of_history, usage_of_any_range_equals_the_fold, usage_totals_over_spans_equal_the_fold,
+    DAYS_AROUND_SPAN_EDGES, assert_history_matches_the_fold,
+    history_pages_give_every_row_with_its_balances, months_of_history, span_counts,
+    usage_of_any_range_equals_the_fold, usage_totals_over_spans_equal_the_fold,
 };
 
 /// A user id for tests.

@@ -175,6 +175,23 @@ pub async fn usage_of_any_range_equals_the_fold<S: Store + ?Sized>(store: &S) {
     );
 }
 
+/// Days before and after 1970 around span edges, for the span migration's tests: a rollup on
+/// each of them must land in the floored span (`luna_ports::usage_span`).
+pub const DAYS_AROUND_SPAN_EDGES: [i64; 6] = [-33, -32, -1, 0, 31, 32];
+
+/// The (span, days) pairs that one daily rollup on each of `days` (in order) sums to.
+pub fn span_counts(days: &[i64]) -> Vec<(i64, i64)> {
+    let mut counts: Vec<(i64, i64)> = Vec::new();
+    for &day in days {
+        let span = luna_ports::usage_span(day);
+        match counts.last_mut() {
+            Some((s, n)) if *s == span => *n += 1,
+            _ => counts.push((span, 1)),
+        }
+    }
+    counts
+}
+
 /// A history over about a hundred days: consumes of several actions, a purchase, grants,
 /// a refund, spread over several usage spans.
 pub fn months_of_history() -> Vec<Event> {
