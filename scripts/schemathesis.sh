@@ -32,14 +32,26 @@ KEY=$(grep -o 'luna_sk_[A-Za-z0-9_]*' "$WORK/serve.log" | head -n 1)
 TOKEN=$(curl -sf "$HUB/auth/register" -H 'content-type: application/json' -H 'x-forwarded-for: 203.0.113.77' \
     -d '{"email":"fuzz@example.com","password":"correct horse battery"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
-run() { # label, bearer
-    echo "-- schemathesis $VERSION as $1 (seed $SEED, up to $EXAMPLES examples per operation)"
+fuzz() { # bearer
     "$VENV/bin/schemathesis" run "$HUB/openapi.json" \
-        -H "Authorization: Bearer $2" -H "X-Forwarded-For: 198.51.100.$((RANDOM % 250 + 1))" \
+        -H "Authorization: Bearer $1" -H "X-Forwarded-For: 198.51.100.$((RANDOM % 250 + 1))" \
         --seed "$SEED" --max-examples "$EXAMPLES" --workers 2 --no-color \
         --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
         --exclude-path-regex '/auth/logout.*|/auth/sessions/.*|/billing/webhook|/luna/energy/live|/app/live|/billing/(create-intent|confirm-payment|create-subscription|cancel-subscription)|/luna/energy/purchase' \
-        >"$WORK/st.txt" 2>&1 || { cat "$WORK/st.txt"; echo "schemathesis ($1): FAIL"; exit 1; }
+        >"$WORK/st.txt" 2>&1
+}
+
+run() { # label, bearer
+    echo "-- schemathesis $VERSION as $1 (seed $SEED, up to $EXAMPLES examples per operation)"
+    if ! fuzz "$2"; then
+        # CPython 3.11's AST bug (python/cpython#106905), reached when Hypothesis parses a lambda's
+        # source to describe it (HypothesisWorks/hypothesis#4364), fails a draw now and then: a
+        # fault of the tool, not of the hub. Only that error earns a second run; any other fails.
+        grep -q "AST constructor recursion depth mismatch" "$WORK/st.txt" \
+            || { cat "$WORK/st.txt"; echo "schemathesis ($1): FAIL"; exit 1; }
+        echo "schemathesis ($1): the tool hit CPython's AST bug (python/cpython#106905); once more"
+        fuzz "$2" || { cat "$WORK/st.txt"; echo "schemathesis ($1): FAIL"; exit 1; }
+    fi
     grep -E "Selected:|Tested:|generated" "$WORK/st.txt"
     echo "schemathesis ($1): PASS"
 }
